@@ -1,0 +1,61 @@
+"""Service and runtime settings, read from the environment (prefix ``DROPSEARCH_``) or a ``.env`` file.
+
+One :class:`Settings` object; other modules call :func:`get_settings` (cached) so tests can override it with
+``get_settings.cache_clear()`` after changing the environment.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "get_settings"]
+
+
+class Settings(BaseSettings):
+    """Every setting of dropsearch. Each field is read from ``DROPSEARCH_<FIELD>``."""
+
+    model_config = SettingsConfigDict(env_prefix="DROPSEARCH_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(Path(".dropsearch"), description="Where SQLite, keys, checkpoints and Ray logs go.")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; default sqlite:///<data_dir>/dropsearch.db. Postgres in production."
+    )
+    host: str = Field("127.0.0.1", description="API bind address.")
+    port: int = Field(8000, description="API port.")
+    ray_address: str | None = Field(None, description="Ray cluster to join (e.g. 'auto', 'ray://head:10001').")
+    ray_dashboard_url: str = Field("http://127.0.0.1:8265", description="Ray dashboard URL shown to users.")
+    ray_num_cpus: int | None = Field(None, description="CPUs for an embedded local Ray (default: all).")
+    max_concurrent_searches: int = Field(1, ge=1, description="Searches one runner runs at once.")
+    max_trials: int = Field(1000, ge=1, description="Cap on budget.trials of one search.")
+    max_epochs_per_trial: int = Field(200, ge=1, description="Cap on budget.epochs_per_trial.")
+    max_request_bytes: int = Field(1_000_000, ge=1024, description="Largest accepted request body.")
+    dataset_roots: list[Path] = Field(
+        default_factory=list, description="Directories that dataset paths (image-folder, cifar10, text) may name."
+    )
+    heartbeat_s: float = Field(5.0, gt=0, description="Runner lease heartbeat interval.")
+    lease_timeout_s: float = Field(30.0, gt=0, description="A lease not renewed for this long is stale.")
+    log_level: str = Field("INFO", description="Python logging level.")
+
+    @field_validator("dataset_roots", mode="before")
+    @classmethod
+    def _split_roots(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part for part in value.replace(",", ":").split(":") if part]
+        return value
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to SQLite inside the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'dropsearch.db').resolve()}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (cached; call ``get_settings.cache_clear()`` to re-read the environment)."""
+    return Settings()
