@@ -1,0 +1,259 @@
+"""Gradient signal-to-noise ratio (GSNR) of each scalar parameter over a batch.
+
+GSNR of scalar parameter ``j`` (Liu et al. 2020, arXiv 2001.07384; used by GSNR dropout, Michalkiewicz et al.
+2023, arXiv 2310.07361)::
+
+    GSNR_j = mean_b(g_bj) ** 2 / (var_b(g_bj) + eps)
+
+with ``g_bj`` the gradient of example ``b``'s loss. ``var`` is the **unbiased** (Bessel-corrected) estimate of the
+per-example gradient variance. Three estimators:
+
+- ``"per_example"``: exact per-example gradients with ``torch.func`` (``functional_call`` + ``vmap(grad)``),
+  processed in ``chunks`` pieces to bound memory (B x the gradient memory otherwise).
+- ``"microbatch"``: ``chunks`` micro-batch mean gradients (one plain backward each, ``torch.autograd.grad``);
+  their spread is rescaled to estimate the per-example variance (``var`` of micro-batch means times the
+  micro-batch size). About the cost of one full-batch backward.
+- ``"domain"``: one gradient per source domain (``domains`` gives each example's domain), rescaled the same way.
+
+For groups ``d`` of sizes ``n_d`` (per-example: all 1) with mean gradients ``g_d``, ``N = sum n_d`` and ``G``
+groups: ``mean = sum_d n_d g_d / N`` and ``var = sum_d n_d (g_d - mean) ** 2 / (G - 1)``, an unbiased estimate of
+the per-example variance (for equal sizes ``m`` it is ``m`` times the unbiased variance of the group means).
+
+The pass runs the model in eval mode (BatchNorm uses its running statistics, which do not couple the examples of a
+batch and are not updated; dropout is off); every module's mode is restored afterwards. No ``.grad`` is touched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.func import functional_call, grad_and_value, vmap
+
+from dropsearch.regularizers._checks import check_positive_int
+
+__all__ = ["ESTIMATORS", "GSNRStats", "default_gsnr_params", "gsnr_stats", "parameter_gsnr"]
+
+ESTIMATORS = ("per_example", "microbatch", "domain")
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class GSNRStats:
+    """What one GSNR pass measures.
+
+    Args:
+        gsnr: parameter name -> GSNR tensor shaped like the parameter.
+        mean_grad: parameter name -> mean per-example gradient (eval-mode model, unmasked weights).
+        loss: the mean eval-mode loss over the examples used (detached scalar).
+    """
+
+    gsnr: dict[str, torch.Tensor]
+    mean_grad: dict[str, torch.Tensor]
+    loss: torch.Tensor
+
+
+def default_gsnr_params(model: nn.Module, *, exclude: Sequence[str] | None = None) -> list[str]:
+    """Names of the weights GSNR dropout acts on: conv and linear weights except the final classifier.
+
+    The final classifier is the last ``nn.Linear`` in module order (``model.named_modules()``). Biases, norm
+    layers and frozen weights are never included.
+
+    Args:
+        model: the network.
+        exclude: parameter names to leave out instead of the last linear layer's weight. Default: ``None``
+            (exclude the last ``nn.Linear``'s weight); pass ``()`` to keep every conv/linear weight.
+
+    Returns:
+        Parameter names in module order.
+    """
+    weighted = [
+        (name, module)
+        for name, module in model.named_modules()
+        if isinstance(module, (nn.Linear, nn.modules.conv._ConvNd)) and module.weight.requires_grad
+    ]
+    if exclude is None:
+        linears = [name for name, module in weighted if isinstance(module, nn.Linear)]
+        exclude = [f"{linears[-1]}.weight" if linears[-1] else "weight"] if linears else []
+    names = [f"{name}.weight" if name else "weight" for name, _ in weighted]
+    return [n for n in names if n not in set(exclude)]
+
+
+def _groups(
+    x: torch.Tensor, y: torch.Tensor, estimator: str, chunks: int, domains: torch.Tensor | None
+) -> list[tuple[torch.Tensor, torch.Tensor, int]]:
+    """Split the batch into pieces ``(xg, yg, m)``: ``xg`` is ``(c, m, ...)``, ``c`` groups of ``m`` examples."""
+    B = x.shape[0]
+    if estimator == "per_example":
+        if B < 2:
+            raise ValueError(f"per-example GSNR needs a batch of at least 2 examples, got {B}")
+        return [
+            (xc.unsqueeze(1), yc.unsqueeze(1), 1)
+            for xc, yc in zip(x.tensor_split(chunks), y.tensor_split(chunks), strict=True)
+            if xc.shape[0] > 0
+        ]
+    if estimator == "microbatch":
+        if chunks < 2 or B < chunks:
+            raise ValueError(f"chunks must be in [2, batch size {B}] for the microbatch estimator, got {chunks}")
+        return [
+            (xc.unsqueeze(0), yc.unsqueeze(0), xc.shape[0])
+            for xc, yc in zip(x.tensor_split(chunks), y.tensor_split(chunks), strict=True)
+        ]
+    if domains is None or domains.shape[:1] != x.shape[:1]:
+        raise ValueError(f"the domain estimator needs domains of shape ({B},), got {domains!r}")
+    ids = domains.unique()
+    if ids.numel() < 2:
+        raise ValueError(f"the domain estimator needs at least 2 domains in the batch, got {ids.tolist()}")
+    out = []
+    for d in ids:  # one gradient per source domain (a few domains, not examples)
+        idx = (domains == d).nonzero().squeeze(1)
+        out.append((x[idx].unsqueeze(0), y[idx].unsqueeze(0), idx.numel()))
+    return out
+
+
+def _set_eval(model: nn.Module) -> list[tuple[nn.Module, bool]]:
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    return modes
+
+
+def _restore_modes(modes: list[tuple[nn.Module, bool]]) -> None:
+    for m, mode in modes:
+        m.training = mode
+
+
+def gsnr_stats(
+    model: nn.Module,
+    loss_fn: LossFn,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    estimator: str = "per_example",
+    chunks: int = 8,
+    eps: float = 1e-8,
+    params: Sequence[str] | None = None,
+    domains: torch.Tensor | None = None,
+) -> GSNRStats:
+    """GSNR, mean gradient and loss of the chosen parameters over a batch (see the module docstring).
+
+    Args:
+        model: the network; called as ``model(x)``.
+        loss_fn: ``loss_fn(outputs, targets) -> scalar`` with mean (or sum) reduction over its batch.
+        inputs: the batch.
+        targets: the batch's targets (first dimension B).
+        estimator: ``"per_example"``, ``"microbatch"`` or ``"domain"``. Default: ``"per_example"``.
+        chunks: per-example: number of vmap chunks (bounds memory); microbatch: number of micro-batches K.
+            Default: 8.
+        eps: added to the variance. Default: 1e-8.
+        params: parameter names; default :func:`default_gsnr_params`.
+        domains: per-example domain ids, for ``estimator="domain"``.
+
+    Shape:
+        - inputs: (B, ...); targets: (B, ...); domains: (B,)
+        - Output: each GSNR and mean gradient is shaped like its parameter.
+
+    Returns:
+        :class:`GSNRStats`.
+    """
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
+    chunks = check_positive_int(chunks, name="chunks")
+    if not eps >= 0:
+        raise ValueError(f"eps must be >= 0, got {eps!r}")
+    names = list(default_gsnr_params(model) if params is None else params)
+    named = dict(model.named_parameters())
+    unknown = [n for n in names if n not in named or not named[n].requires_grad]
+    if unknown or not names:
+        raise ValueError(f"params must name trainable parameters of the model, got {unknown or names!r}")
+    selected = {n: named[n].detach() for n in names}
+    frozen = {n: t.detach() for n, t in named.items() if n not in selected}
+    frozen.update({n: t.detach() for n, t in model.named_buffers()})
+
+    def group_loss(sel: dict[str, torch.Tensor], xg: torch.Tensor, yg: torch.Tensor) -> torch.Tensor:
+        return loss_fn(functional_call(model, (sel, frozen), (xg,)), yg)
+
+    per_example = vmap(grad_and_value(group_loss), in_dims=(None, 0, 0))
+
+    def per_group(xg: torch.Tensor, yg: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        if estimator == "per_example":
+            return per_example(selected, xg, yg)
+        # one group: a plain backward is cheaper than vmap over micro-batches (measured on CPU)
+        with torch.enable_grad():
+            loss = loss_fn(model(xg[0]), yg[0])
+        grads = torch.autograd.grad(loss, [named[n] for n in names], allow_unused=True, materialize_grads=True)
+        return {n: g.detach().unsqueeze(0) for n, g in zip(names, grads, strict=True)}, loss.detach().view(1)
+
+    modes = _set_eval(model)
+    try:
+        total = 0.0
+        n_groups = 0
+        mean = {n: torch.zeros_like(t) for n, t in selected.items()}
+        m2 = {n: torch.zeros_like(t) for n, t in selected.items()}
+        loss_sum = torch.zeros((), dtype=torch.float64, device=inputs.device)
+        for xg, yg, m in _groups(inputs, targets, estimator, chunks, domains):
+            grads, losses = per_group(xg, yg)
+            c = xg.shape[0]
+            w_b = float(c * m)
+            new_total = total + w_b
+            loss_sum += losses.detach().to(torch.float64).sum() * m
+            for n, g in grads.items():  # Chan's parallel update of the weighted mean and M2
+                mu_b = g.mean(0)
+                m2_b = (g - mu_b).pow(2).sum(0) * m
+                delta = mu_b - mean[n]
+                mean[n] = mean[n] + delta * (w_b / new_total)
+                m2[n] = m2[n] + m2_b + delta.pow(2) * (total * w_b / new_total)
+            total, n_groups = new_total, n_groups + c
+    finally:
+        _restore_modes(modes)
+    gsnr = {n: mean[n].pow(2) / (m2[n] / (n_groups - 1) + eps) for n in names}
+    return GSNRStats(gsnr=gsnr, mean_grad=mean, loss=(loss_sum / total).to(mean[names[0]].dtype))
+
+
+def parameter_gsnr(
+    model: nn.Module,
+    loss_fn: LossFn,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    estimator: str = "per_example",
+    chunks: int = 8,
+    eps: float = 1e-8,
+    params: Sequence[str] | None = None,
+    domains: torch.Tensor | None = None,
+) -> dict[str, torch.Tensor]:
+    """GSNR of each chosen parameter over a batch (Liu et al. 2020, arXiv 2001.07384).
+
+    ``GSNR_j = mean_b(g_bj)^2 / (var_b(g_bj) + eps)`` with the unbiased variance; see the module docstring for
+    the estimators and :func:`gsnr_stats` for the variant that also returns the mean gradient.
+
+    Args:
+        model: the network; called as ``model(x)``.
+        loss_fn: ``loss_fn(outputs, targets) -> scalar``.
+        inputs: the batch.
+        targets: the batch's targets.
+        estimator: ``"per_example"``, ``"microbatch"`` or ``"domain"``. Default: ``"per_example"``.
+        chunks: vmap chunks (per-example) or micro-batches (microbatch). Default: 8.
+        eps: added to the variance. Default: 1e-8.
+        params: parameter names; default :func:`default_gsnr_params` (conv/linear weights but the classifier).
+        domains: per-example domain ids, for ``estimator="domain"``.
+
+    Shape:
+        - inputs: (B, ...); targets: (B, ...)
+        - Output: name -> tensor shaped like the parameter.
+
+    Returns:
+        Parameter name -> GSNR tensor.
+
+    Examples::
+
+        >>> net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+        >>> g = parameter_gsnr(net, nn.functional.cross_entropy, torch.randn(6, 4), torch.tensor([0, 1, 2] * 2))
+        >>> list(g), g["0.weight"].shape
+        (['0.weight'], torch.Size([8, 4]))
+    """
+    return gsnr_stats(
+        model, loss_fn, inputs, targets, estimator=estimator, chunks=chunks, eps=eps, params=params, domains=domains
+    ).gsnr
