@@ -10,6 +10,10 @@ Michalkiewicz et al., ICCV 2023, arXiv 2310.07361 (GSNR: Liu et al. 2020, arXiv 
 3. forward and backward with those weights zeroed; zero the masked weights' gradients;
 4. restore the weights exactly (before any optimizer step), then step the optimizer if one was passed.
 
+BatchNorm (our choice): the masked pass normalizes with batch statistics but does not update the running
+statistics; one no-grad forward of the unmasked network updates them instead, so evaluation (which runs the
+unmasked network) sees matching statistics.
+
 Cost: the GSNR pass plus one plain step (the mean gradient of step 1 is measured with the *unmasked* weights, so
 it is not the gradient of the masked step and cannot be reused once anything is masked; when ``p`` masks no
 weight at all the GSNR pass is skipped and the step is a plain one).
@@ -22,8 +26,9 @@ With ``hold_masked=True`` (and an optimizer passed) the masked weights are reset
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -35,6 +40,38 @@ from dropsearch.regularizers.gsnr import ESTIMATORS, default_gsnr_params, gsnr_s
 from dropsearch.regularizers.pattern import check_rate
 
 __all__ = ["GSNRDropout"]
+
+
+def _batchnorms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
+    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+
+
+@contextlib.contextmanager
+def _frozen_batchnorm_stats(model: nn.Module, active: bool = True) -> Iterator[None]:
+    """BatchNorm normalizes with batch statistics but leaves its running statistics alone (``momentum=0``)."""
+    layers = _batchnorms(model) if active else []
+    saved = [(m.momentum, m.num_batches_tracked.clone()) for m in layers]
+    for m in layers:
+        m.momentum = 0.0
+    try:
+        yield
+    finally:
+        for m, (momentum, tracked) in zip(layers, saved, strict=True):
+            m.momentum = momentum
+            m.num_batches_tracked.copy_(tracked)
+
+
+@torch.no_grad()
+def _refresh_batchnorm_stats(model: nn.Module, inputs: torch.Tensor) -> None:
+    """Update BatchNorm running statistics from an unmasked forward (no graph).
+
+    Running statistics gathered under masked weights describe a network that never runs at evaluation: with the
+    highest-GSNR weights zeroed, activations shrink, and eval-mode accuracy collapsed to chance in our tests
+    (ResNet on rotated digits: 0.10 against 0.84 with this refresh). So the masked pass leaves the statistics
+    alone and this forward of the full network updates them (costs one forward without backward).
+    """
+    if _batchnorms(model) and model.training:
+        model(inputs)
 
 
 class GSNRDropout:
@@ -202,7 +239,9 @@ class GSNRDropout:
             self.masks = gsnr_masks(stats.gsnr, self.p)
         if optimizer is not None:
             optimizer.zero_grad(set_to_none=True)
-        with masked_weights(self.model, self.masks) as saved:
+        if self.masks:
+            _refresh_batchnorm_stats(self.model, inputs)
+        with masked_weights(self.model, self.masks) as saved, _frozen_batchnorm_stats(self.model, bool(self.masks)):
             loss = loss_fn(self.model(inputs), targets)
             loss.backward()
         if optimizer is not None:

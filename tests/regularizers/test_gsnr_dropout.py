@@ -199,3 +199,25 @@ def test_zero_p_is_a_plain_step():
 def test_bad_arguments_raise_value_error(kwargs, match):
     with pytest.raises(ValueError, match=match):
         GSNRDropout(net(), **kwargs)
+
+
+def test_batchnorm_running_stats_come_from_the_unmasked_network():
+    """The masked pass must not write running statistics; they equal those of one unmasked train-mode forward."""
+    import copy
+
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1),
+        nn.BatchNorm2d(4), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3),
+    )
+    x, y = torch.randn(16, 1, 6, 6), torch.randint(0, 3, (16,))
+    reference = copy.deepcopy(model).train()
+    with torch.no_grad():
+        reference(x)
+    helper = GSNRDropout(model.train(), p=0.3)
+    helper.training_step(x, y, nn.functional.cross_entropy)
+    assert helper.masks, "p=0.3 must mask some weights"
+    for bn, ref in zip([model[1], model[4]], [reference[1], reference[4]], strict=True):
+        torch.testing.assert_close(bn.running_mean, ref.running_mean)
+        torch.testing.assert_close(bn.running_var, ref.running_var)
+        assert int(bn.num_batches_tracked) == 1

@@ -1,0 +1,160 @@
+"""``dropsearch.apply(model, pattern)``: install a downloaded pattern into a model (DESIGN.md section 3).
+
+Sites are module paths. A site whose module is a placeholder (``nn.Identity``) or an existing dropout module is
+replaced by the variant's dropout module; any other module keeps its place and the dropout is applied to its
+output through a forward hook (the dropout module is registered as the child ``dropsearch_drop`` so that
+``model.train()`` / ``model.eval()`` reach it). For AutoDropout sites with ``residual: true`` the same pattern is
+also installed on a sibling ``shortcut_drop`` placeholder when the site's parent block has one.
+
+Example::
+
+    >>> import torch, torch.nn as nn
+    >>> model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Identity(), nn.Linear(16, 3))
+    >>> pattern = {"variant": "bernoulli", "sites": [{"site": "2", "rate": 0.3}]}
+    >>> applied = apply(model, pattern)
+    >>> loss = applied.training_step(torch.randn(4, 8), torch.tensor([0, 1, 2, 0]), nn.CrossEntropyLoss())
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from dropsearch.regularizers.pattern import Pattern, SitePattern
+from dropsearch.regularizers.site_modules import build_site_module, step_helper_for
+
+__all__ = ["AppliedPattern", "apply", "install_module"]
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class AppliedPattern:
+    """A model with a pattern installed, and the training step the pattern's variant needs.
+
+    Attributes:
+        model: the modified model (the same object that was passed to :func:`apply`).
+        pattern: the installed pattern.
+        modules: the dropout module installed at each site path.
+        helper: the variant's step helper (GSNR, GradAug, Y-Drop refresh), or ``None`` for a plain step.
+    """
+
+    model: nn.Module
+    pattern: Pattern
+    modules: dict[str, nn.Module] = field(default_factory=dict)
+    helper: Any = None
+
+    def training_step(
+        self,
+        inputs: torch.Tensor,
+        targets: torch.Tensor,
+        loss_fn: LossFn,
+        optimizer: torch.optim.Optimizer | None = None,
+    ) -> torch.Tensor:
+        """Run forward and backward the way the variant needs and return the (detached) training loss.
+
+        Without ``optimizer`` the gradients are left in ``.grad`` for the caller's ``optimizer.step()`` (call
+        ``zero_grad`` before); with one, this zeroes the gradients and takes exactly one optimizer step.
+
+        Args:
+            inputs: a batch, e.g. ``(B, C, H, W)`` images or ``(B, T)`` token ids.
+            targets: ``(B,)`` class labels (or ``(B, T)`` next-token ids).
+            loss_fn: ``loss_fn(outputs, targets) -> scalar``; it owns any reshaping (e.g. ``(B, T, V)`` logits).
+            optimizer: optional optimizer to step once.
+        """
+        self.model.train()
+        if self.helper is not None:
+            return self.helper.training_step(inputs, targets, loss_fn, optimizer=optimizer)
+        if optimizer is not None:
+            optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn(self.model(inputs), targets)
+        loss.backward()
+        if optimizer is not None:
+            optimizer.step()
+        return loss.detach()
+
+
+def _is_placeholder(module: nn.Module) -> bool:
+    """True for modules a site module may replace outright (placeholders and existing dropout)."""
+    from dropsearch.regularizers.site_modules import is_dropout_module
+
+    return isinstance(module, nn.Identity) or is_dropout_module(module)
+
+
+def install_module(model: nn.Module, path: str, module: nn.Module) -> None:
+    """Put ``module`` at site ``path``: replace a placeholder, or hook it onto another module's output.
+
+    Raises:
+        ValueError: naming ``path`` when the model has no such module.
+    """
+    try:
+        target = model.get_submodule(path)
+    except AttributeError:
+        raise ValueError(f"pattern site {path!r} is not a module of the model") from None
+    if _is_placeholder(target):
+        parent_path, _, name = path.rpartition(".")
+        parent = model.get_submodule(parent_path) if parent_path else model
+        setattr(parent, name, module)
+        return
+    if hasattr(target, "dropsearch_drop"):
+        target.dropsearch_drop = module  # re-applying a pattern replaces the hooked module, hook stays
+        return
+    target.add_module("dropsearch_drop", module)
+    target.register_forward_hook(lambda mod, _inputs, output: mod.dropsearch_drop(output))
+
+
+def _residual_sibling(model: nn.Module, path: str) -> str | None:
+    parent_path, _, _ = path.rpartition(".")
+    sibling = f"{parent_path}.shortcut_drop" if parent_path else "shortcut_drop"
+    try:
+        module = model.get_submodule(sibling)
+    except AttributeError:
+        return None
+    return sibling if isinstance(module, nn.Identity) else None
+
+
+def apply(model: nn.Module, pattern: Pattern | Mapping[str, Any]) -> AppliedPattern:
+    """Install ``pattern`` (a :class:`Pattern` or its JSON dict) into ``model``, in place.
+
+    Args:
+        model: any ``nn.Module`` whose module paths include the pattern's sites.
+        pattern: the pattern, as downloaded from ``GET /v1/searches/{id}/best``.
+
+    Returns:
+        An :class:`AppliedPattern` whose ``training_step`` runs the variant's step.
+
+    Raises:
+        ValueError: for an unknown variant, a rate outside ``[0, 1)``, or a site that is not in the model,
+            naming the value.
+    """
+    if not isinstance(pattern, Pattern):
+        pattern = Pattern.from_dict(dict(pattern))
+    names = {name for name, _ in model.named_modules()}
+    for site in pattern.sites:
+        if site.site not in names:
+            raise ValueError(f"pattern site {site.site!r} is not a module of the model")
+    applied = AppliedPattern(model=model, pattern=pattern)
+    for site in pattern.sites:
+        _install_site(applied, site)
+    applied.helper = step_helper_for(pattern, model)
+    return applied
+
+
+def _install_site(applied: AppliedPattern, site: SitePattern) -> None:
+    model, variant = applied.model, applied.pattern.variant
+    target = model.get_submodule(site.site)
+    module = build_site_module(variant, site, applied.pattern.params, target)
+    if module is None:
+        return
+    install_module(model, site.site, module)
+    applied.modules[site.site] = module
+    if variant == "autodropout" and bool(site.shape.get("residual", False)):
+        sibling = _residual_sibling(model, site.site)
+        if sibling is not None:
+            twin = build_site_module(variant, site, applied.pattern.params, target)
+            install_module(model, sibling, twin)
+            applied.modules[sibling] = twin

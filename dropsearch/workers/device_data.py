@@ -1,0 +1,82 @@
+"""A dataset held on the training device, with cheap shuffled batches (no DataLoader, no host copies per step).
+
+The built-in datasets are small enough to live on the GPU (or in CPU memory) whole; batches are index
+selections of one permutation per epoch.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+
+from dropsearch.workers.datasets import DatasetBundle
+
+__all__ = ["DeviceData", "resolve_device"]
+
+
+def resolve_device(requested: str = "auto") -> str:
+    """``"cuda"`` when requested or when ``"auto"`` and a GPU is visible (Ray sets CUDA_VISIBLE_DEVICES), else cpu.
+
+    Raises:
+        ValueError: naming the value when it is not ``auto``, ``cpu``, ``cuda`` or ``cuda:N``, or when CUDA is
+            requested on a machine without it.
+    """
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() and os.environ.get("CUDA_VISIBLE_DEVICES", "x") != "" else "cpu"
+    if requested == "cpu":
+        return "cpu"
+    if requested.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {requested!r} was requested but CUDA is not available here")
+        return requested
+    raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {requested!r}")
+
+
+@dataclass
+class DeviceData:
+    """Training, validation and held-out-domain tensors on one device.
+
+    Shape:
+        - x_train: (N, ...) inputs, y_train: (N,) or (N, T) targets; likewise for the evaluation sets.
+    """
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    evals: dict[str, tuple[torch.Tensor, torch.Tensor]]
+
+    @classmethod
+    def from_bundle(cls, bundle: DatasetBundle, device: torch.device, *, pin: bool = False) -> DeviceData:
+        """Move a bundle's tensors to ``device`` once (through pinned host memory when ``pin``)."""
+
+        def move(t: torch.Tensor) -> torch.Tensor:
+            if pin and device.type == "cuda":
+                t = t.pin_memory()
+            return t.to(device, non_blocking=pin)
+
+        evals = {"val": (move(bundle.x_val), move(bundle.y_val))}
+        heldout = bundle.heldout()
+        if heldout is not None:
+            evals["heldout"] = (move(heldout[0]), move(heldout[1]))
+        return cls(move(bundle.x_train), move(bundle.y_train), evals)
+
+    def train_batches(self, batch_size: int, generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Shuffled ``(x, y)`` batches of one epoch; the last partial batch is kept when it has >= 2 examples."""
+        n = len(self.x_train)
+        order = torch.randperm(n, generator=generator).to(self.x_train.device)
+        for start in range(0, n, batch_size):
+            idx = order[start : start + batch_size]
+            if len(idx) < 2:
+                break
+            yield self.x_train.index_select(0, idx), self.y_train.index_select(0, idx)
+
+    def shard(self, rank: int, world: int) -> None:
+        """Keep every ``world``-th training example starting at ``rank`` (data-parallel children)."""
+        self.x_train = self.x_train[rank::world]
+        self.y_train = self.y_train[rank::world]
+
+    def eval_sets(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """``{"val": (x, y), "heldout": (x, y)}`` (held-out only for datasets with held-out domains)."""
+        return self.evals

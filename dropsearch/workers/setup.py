@@ -1,0 +1,104 @@
+"""Everything a search needs before its first trial: Ray, the dataset, the model's sites, the space, the controller."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from dropsearch.regularizers.pattern import Site
+from dropsearch.search.builtin import build_space
+from dropsearch.search.space import SearchSpace
+from dropsearch.search.spec import SearchSpec
+from dropsearch.workers.child import ChildConfig
+from dropsearch.workers.datasets import DatasetBundle, load_dataset
+from dropsearch.workers.models import build_model, dropout_sites
+
+__all__ = ["InsufficientResourcesError", "PreparedSearch", "ensure_ray", "check_resources", "prepare_search"]
+
+
+class InsufficientResourcesError(ValueError):
+    """A spec asks for more per trial than the Ray cluster has; raised before any trial is queued."""
+
+
+def ensure_ray(address: str | None = None, *, num_cpus: int | None = None, dashboard: bool = False) -> None:
+    """Connect to ``address`` (a running cluster), or start an embedded local Ray when none is running.
+
+    Args:
+        address: ``"auto"``, ``"ray://host:10001"`` or ``"host:6379"``; ``None`` starts a local Ray.
+        num_cpus: CPUs of an embedded local Ray (default: all cores).
+        dashboard: start the dashboard with an embedded local Ray.
+    """
+    import ray
+
+    if ray.is_initialized():
+        return
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if address:
+        ray.init(address=address, log_to_driver=False)
+    else:
+        ray.init(num_cpus=num_cpus, include_dashboard=dashboard, log_to_driver=False)
+
+
+def check_resources(spec: SearchSpec) -> None:
+    """Refuse a spec whose single trial cannot fit on the cluster (it would wait forever).
+
+    Raises:
+        InsufficientResourcesError: naming the resource, what one trial asks for, and what the cluster has.
+    """
+    import ray
+
+    have = ray.cluster_resources()
+    res = spec.resources
+    workers = res.workers_per_trial
+    asks = {"CPU": res.cpus_per_trial * workers, "GPU": res.gpus_per_trial * workers}
+    for name, field in (("CPU", "cpus_per_trial"), ("GPU", "gpus_per_trial")):
+        if asks[name] > have.get(name, 0.0) + 1e-9:
+            raise InsufficientResourcesError(
+                f"resources.{field}: one trial needs {asks[name]:g} {name} ({workers} worker(s) x "
+                f"{getattr(res, field):g}) but the Ray cluster has {have.get(name, 0.0):g}"
+            )
+
+
+@dataclass
+class PreparedSearch:
+    """A search ready to run: the dataset (loaded once in the driver), the model's sites and the space."""
+
+    spec: SearchSpec
+    bundle: DatasetBundle
+    sites: tuple[Site, ...]
+    space: SearchSpace
+    allowed_roots: tuple[str, ...] = ()
+
+    def child_config(self, pattern: dict[str, Any]) -> ChildConfig:
+        """The child configuration of one trial of this search."""
+        spec = self.spec
+        training = getattr(spec, "training", None)
+        extra: dict[str, Any] = {}
+        if training is not None:
+            extra = training.model_dump()
+        return ChildConfig(
+            model=spec.model.name,
+            model_params=dict(spec.model.params),
+            dataset=spec.dataset.name,
+            dataset_params=dict(spec.dataset.params),
+            pattern=pattern,
+            epochs=spec.budget.epochs_per_trial,
+            seed=spec.seed,
+            objective=spec.objective.metric,
+            allowed_roots=self.allowed_roots,
+            **extra,
+        )
+
+
+def prepare_search(spec: SearchSpec, *, allowed_roots: tuple[str, ...] = ()) -> PreparedSearch:
+    """Load the dataset, build the model once to list its dropout sites, and generate the restricted space."""
+    bundle = load_dataset(
+        spec.dataset.name, params=dict(spec.dataset.params), seed=spec.seed, allowed_roots=allowed_roots
+    )
+    model = build_model(
+        spec.model.name, params=dict(spec.model.params), in_shape=bundle.in_shape, num_classes=bundle.num_classes
+    )
+    sites = tuple(dropout_sites(model))
+    space = build_space(sites, variants=spec.space.variants, rates=spec.space.rates, choices=spec.space.choices or None)
+    return PreparedSearch(spec=spec, bundle=bundle, sites=sites, space=space, allowed_roots=tuple(allowed_roots))

@@ -1,0 +1,183 @@
+"""The child training loop: build the model, install the pattern, train epoch by epoch, report metrics.
+
+Read top to bottom (nanoGPT style): :func:`train_child` is the whole story; :class:`ChildTraining` holds the
+state between epochs so a Ray actor can run one epoch per call and a scheduler (ASHA) can stop it in between.
+
+Usage::
+
+    config = ChildConfig(model="convnet", dataset="digits", pattern={"variant": "none"}, epochs=2)
+    history = train_child(config, report=print)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import dropsearch
+from dropsearch.regularizers.pattern import Pattern
+from dropsearch.workers.child import ChildConfig
+from dropsearch.workers.datasets import DatasetBundle, load_dataset
+from dropsearch.workers.device_data import DeviceData, resolve_device
+from dropsearch.workers.models import build_model
+
+__all__ = ["ChildTraining", "train_child", "loss_for_task"]
+
+Report = Callable[[dict[str, Any]], None]
+
+
+def loss_for_task(task: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """Cross-entropy for ``(B, K)`` class logits, or for ``(B, T, V)`` next-token logits against ``(B, T)``."""
+    if task == "language_model":
+        return lambda logits, y: F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1))
+    return lambda logits, y: F.cross_entropy(logits.float(), y)
+
+
+def _make_optimizer(model: nn.Module, config: ChildConfig) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    raise ValueError(f"optimizer must be 'adam' or 'sgd', got {config.optimizer!r}")
+
+
+class ChildTraining:
+    """One child network in training; call :meth:`run_epoch` once per epoch.
+
+    Args:
+        config: what to train.
+        bundle: the dataset, when the caller already holds it (workers cache it); loaded otherwise.
+        device: where to train; ``None`` resolves ``config.device``.
+    """
+
+    def __init__(self, config: ChildConfig, *, bundle: DatasetBundle | None = None, device: str | None = None):
+        self.config = config
+        self.device = torch.device(device or resolve_device(config.device))
+        torch.manual_seed(config.seed)
+        bundle = bundle or load_dataset(
+            config.dataset, params=config.dataset_params, seed=config.seed, allowed_roots=config.allowed_roots
+        )
+        self.data = DeviceData.from_bundle(bundle, self.device, pin=self.device.type == "cuda")
+        self.task = bundle.task
+        self.loss_fn = loss_for_task(bundle.task)
+        self.model = build_model(
+            config.model, params=config.model_params, in_shape=bundle.in_shape, num_classes=bundle.num_classes
+        ).to(self.device)
+        self._images = len(bundle.in_shape) == 3
+        if self.device.type == "cuda" and config.channels_last and self._images:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.generator = torch.Generator(device="cpu").manual_seed(config.seed)
+        self.optimizer = _make_optimizer(self.model, config)
+        self.epoch = 0
+        self._pretrain()
+        self.applied = dropsearch.apply(self.model, Pattern.from_dict(config.pattern))
+        if self.applied.pattern.variant == "largedrop":
+            self.optimizer = _make_optimizer(self.model, config)  # fresh moments for the fine-tuning phase
+        self.forward_model: nn.Module = torch.compile(self.model) if config.compile else self.model
+
+    def _autocast(self) -> Any:
+        if self.device.type == "cuda" and self.config.bf16:
+            return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+        return nullcontext()
+
+    def _pretrain(self) -> None:
+        """Pre-train without the pattern (very-large-dropout fine-tuning starts from a trained network)."""
+        if self.config.checkpoint_path:
+            state = torch.load(self.config.checkpoint_path, map_location=self.device, weights_only=True)
+            self.model.load_state_dict(state)
+            return
+        for _ in range(self.config.pretrain_epochs):
+            self.model.train()
+            for x, y in self.data.train_batches(self.config.batch_size, self.generator):
+                self.optimizer.zero_grad(set_to_none=True)
+                with self._autocast():
+                    loss = self.loss_fn(self.model(x), y)
+                loss.backward()
+                self.optimizer.step()
+
+    def run_epoch(self) -> dict[str, Any]:
+        """Train one epoch under the pattern, then evaluate; returns the epoch's metrics."""
+        self.epoch += 1
+        if self.config.inject_failure_at_epoch == self.epoch:
+            raise RuntimeError(f"injected failure at epoch {self.epoch}")
+        start, seen, total_loss = time.perf_counter(), 0, 0.0
+        for x, y in self.data.train_batches(self.config.batch_size, self.generator):
+            with self._autocast():
+                loss = self.applied.training_step(x, y, self.loss_fn, optimizer=self.optimizer)
+            total_loss += float(loss) * len(x)
+            seen += len(x)
+        train_s = time.perf_counter() - start
+        metrics: dict[str, Any] = {
+            "epoch": self.epoch,
+            "train_loss": total_loss / max(seen, 1),
+            "samples_per_s": seen / max(train_s, 1e-9),
+            "train_s": train_s,
+        }
+        metrics.update(self.evaluate())
+        return metrics
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        """Validation loss and accuracy, plus held-out-domain accuracy where the dataset has domains."""
+        self.model.eval()
+        out: dict[str, float] = {}
+        for prefix, (x, y) in self.data.eval_sets().items():
+            loss, correct, count = 0.0, 0, 0
+            for start in range(0, len(x), 1024):
+                xb, yb = x[start : start + 1024], y[start : start + 1024]
+                with self._autocast():
+                    logits = self.forward_model(xb)
+                loss += float(self.loss_fn(logits, yb)) * len(xb)
+                correct += int((logits.argmax(-1) == yb).sum())
+                count += yb.numel()
+            out[f"{prefix}_loss"] = loss / max(len(x), 1)
+            out[f"{prefix}_accuracy"] = correct / max(count, 1)
+        self.model.train()
+        return out
+
+    def state_dict(self) -> dict[str, Any]:
+        """Model and optimizer state, for a per-epoch checkpoint."""
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "epoch": self.epoch}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Resume from :meth:`state_dict` (a restored Tune checkpoint)."""
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.epoch = int(state["epoch"])
+
+
+def train_child(
+    config: ChildConfig,
+    report: Report,
+    *,
+    bundle: DatasetBundle | None = None,
+    should_stop: Callable[[dict[str, Any]], bool] | None = None,
+) -> list[dict[str, Any]]:
+    """Train one child for ``config.epochs`` epochs, calling ``report(metrics)`` after each.
+
+    Args:
+        config: the child to train.
+        report: receives each epoch's metrics (``epoch``, ``val_accuracy``, ``val_loss``, ``heldout_accuracy``
+            where the dataset has held-out domains, ``train_loss``, ``samples_per_s``).
+        bundle: an already loaded dataset.
+        should_stop: asked after each epoch; ``True`` ends training early (a scheduler's decision).
+
+    Returns:
+        The list of per-epoch metrics.
+    """
+    child = ChildTraining(config, bundle=bundle)
+    history = []
+    for _ in range(config.epochs):
+        metrics = child.run_epoch()
+        history.append(metrics)
+        report(metrics)
+        if should_stop is not None and should_stop(metrics):
+            break
+    return history
