@@ -39,6 +39,7 @@ class Settings(BaseSettings):
     heartbeat_s: float = Field(5.0, gt=0, description="Runner lease heartbeat interval.")
     lease_timeout_s: float = Field(30.0, gt=0, description="A lease not renewed for this long is stale.")
     log_level: str = Field("INFO", description="Python logging level.")
+    migrate_on_start: bool = Field(True, description="Run database migrations when the API starts.")
 
     @field_validator("dataset_roots", mode="before")
     @classmethod

@@ -2,17 +2,14 @@
 
 This package imports only torch (and the standard library), so users can ``import dropsearch.regularizers``
 in their own training code. ``apply(model, pattern)`` installs a downloaded pattern.
+
+The pattern data classes (:mod:`dropsearch.regularizers.pattern`, standard library only) are imported eagerly;
+everything that needs torch is imported on first use, so the API layer can read patterns without torch.
 """
 
-from dropsearch.regularizers.apply import AppliedPattern, apply
-from dropsearch.regularizers.bernoulli import BernoulliDropout, bernoulli_dropout
-from dropsearch.regularizers.conductance import layer_conductance
-from dropsearch.regularizers.conv_pattern import PatternDropout2d, implied_drop_rate, pattern_mask
-from dropsearch.regularizers.drop_block import DropBlock2d, drop_block_2d
-from dropsearch.regularizers.gradaug import GradAug, gradaug_step
-from dropsearch.regularizers.gsnr import gsnr_stats, parameter_gsnr
-from dropsearch.regularizers.gsnr_dropout import GSNRDropout
-from dropsearch.regularizers.large_dropout import LargeDropoutHead, freeze_batchnorm
+from importlib import import_module
+from typing import Any
+
 from dropsearch.regularizers.pattern import (
     PATTERN_FORMAT,
     VARIANTS,
@@ -23,10 +20,45 @@ from dropsearch.regularizers.pattern import (
     SitePattern,
     check_rate,
 )
-from dropsearch.regularizers.sequence_pattern import SequencePatternDropout, sequence_pattern_mask
-from dropsearch.regularizers.slimmable import make_sliceable, set_width, width
-from dropsearch.regularizers.spatial import SpatialDropout, spatial_dropout
-from dropsearch.regularizers.ydrop import YDrop, YDropTrainer
+
+_LAZY = {
+    "AppliedPattern": "dropsearch.regularizers.apply",
+    "BernoulliDropout": "dropsearch.regularizers.bernoulli",
+    "DropBlock2d": "dropsearch.regularizers.drop_block",
+    "GSNRDropout": "dropsearch.regularizers.gsnr_dropout",
+    "GradAug": "dropsearch.regularizers.gradaug",
+    "LargeDropoutHead": "dropsearch.regularizers.large_dropout",
+    "PatternDropout2d": "dropsearch.regularizers.conv_pattern",
+    "SequencePatternDropout": "dropsearch.regularizers.sequence_pattern",
+    "SpatialDropout": "dropsearch.regularizers.spatial",
+    "YDrop": "dropsearch.regularizers.ydrop",
+    "YDropTrainer": "dropsearch.regularizers.ydrop",
+    "apply": "dropsearch.regularizers.apply",
+    "bernoulli_dropout": "dropsearch.regularizers.bernoulli",
+    "drop_block_2d": "dropsearch.regularizers.drop_block",
+    "freeze_batchnorm": "dropsearch.regularizers.large_dropout",
+    "gradaug_step": "dropsearch.regularizers.gradaug",
+    "gsnr_stats": "dropsearch.regularizers.gsnr",
+    "implied_drop_rate": "dropsearch.regularizers.conv_pattern",
+    "layer_conductance": "dropsearch.regularizers.conductance",
+    "make_sliceable": "dropsearch.regularizers.slimmable",
+    "parameter_gsnr": "dropsearch.regularizers.gsnr",
+    "pattern_mask": "dropsearch.regularizers.conv_pattern",
+    "sequence_pattern_mask": "dropsearch.regularizers.sequence_pattern",
+    "set_width": "dropsearch.regularizers.slimmable",
+    "spatial_dropout": "dropsearch.regularizers.spatial",
+    "width": "dropsearch.regularizers.slimmable",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'dropsearch.regularizers' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "PATTERN_FORMAT",

@@ -1,0 +1,158 @@
+"""PNG pictures: reward per trial with its best-so-far curve, and a trial's dropout masks.
+
+matplotlib is imported lazily, through its object-oriented API and the Agg canvas (no pyplot, no global backend,
+safe in worker threads). :func:`mask_png` imports torch lazily to sample the real masks of the regularizers.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from dropsearch.store.records import TrialRecord
+
+__all__ = ["MASK_SIDE", "MAX_MASK_SITES", "best_so_far", "mask_png", "reward_plot_png"]
+
+MASK_SIDE = 32  #: side of the feature map on which conv masks are drawn
+MAX_MASK_SITES = 8  #: at most this many sites are drawn
+_MASKED_VARIANTS = ("autodropout", "spatial", "dropblock", "bernoulli")
+
+
+def _figure(width: float, height: float) -> Any:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height), dpi=100)
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _png(figure: Any) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def best_so_far(rewards: Sequence[float], *, mode: str = "max") -> list[float]:
+    """Running best of ``rewards`` (running max for ``mode="max"``, running min for ``"min"``)."""
+    out: list[float] = []
+    for reward in rewards:
+        if not out:
+            out.append(reward)
+        else:
+            out.append(max(out[-1], reward) if mode == "max" else min(out[-1], reward))
+    return out
+
+
+def reward_plot_png(trials: Sequence[TrialRecord], *, mode: str = "max", title: str = "", metric: str = "") -> bytes:
+    """Reward of each rewarded trial by index (dots) and the best reward so far (step line), as PNG bytes."""
+    rewarded = sorted((t for t in trials if t.reward is not None), key=lambda t: t.index)
+    figure = _figure(7.0, 4.0)
+    axes = figure.add_subplot(1, 1, 1)
+    if rewarded:
+        xs = [t.index for t in rewarded]
+        ys = [float(t.reward) for t in rewarded]
+        for wanted, marker, label in (("succeeded", "o", "trial"), ("stopped", "x", "early-stopped trial")):
+            group = [t for t in rewarded if (t.status == "stopped") == (wanted == "stopped")]
+            if group:
+                axes.scatter([t.index for t in group], [t.reward for t in group], s=18, marker=marker, label=label)
+        axes.step(xs, best_so_far(ys, mode=mode), where="post", color="black", label="best so far")
+        axes.legend(loc="best", fontsize=8)
+    else:
+        axes.text(0.5, 0.5, "no finished trials yet", ha="center", va="center", transform=axes.transAxes)
+    axes.set_xlabel("trial")
+    axes.set_ylabel(f"reward ({metric})" if metric else "reward")
+    axes.set_title(title or "reward per trial")
+    axes.grid(True, alpha=0.3)
+    figure.tight_layout()
+    return _png(figure)
+
+
+def _shape_kind(shape: Mapping[str, Any]) -> str:
+    return "sequence" if "share" in shape and "share_c" not in shape and "rotate" not in shape else "conv"
+
+
+def _site_mask(variant: str, site: Mapping[str, Any], seed: int) -> tuple[Any, str]:
+    """A 2-D {0, 1} keep mask (numpy) of one site and a caption."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    rate = float(site.get("rate", 0.0))
+    shape = dict(site.get("shape") or {})
+    side = MASK_SIDE
+    if variant == "autodropout" and _shape_kind(shape) == "sequence":
+        from dropsearch.regularizers.sequence_pattern import sequence_pattern_mask
+
+        mask = sequence_pattern_mask({"rate": rate, "shape": shape}, (1, side, side // 2), generator=generator)
+        return mask[0].T.float().numpy(), "channels x positions"
+    ones = torch.ones(1, 1, side, side)
+    if variant == "autodropout":
+        from dropsearch.regularizers.conv_pattern import pattern_mask
+
+        mask = pattern_mask({"rate": rate, "shape": shape}, (1, 1, side, side), generator=generator)
+        caption = ", ".join(f"{k}={v}" for k, v in shape.items() if k in ("size", "stride", "repeat", "rotate"))
+        return mask[0, 0].float().numpy(), caption
+    if variant == "dropblock":
+        from dropsearch.regularizers.drop_block import drop_block_2d
+
+        block = int(shape.get("block_size", 3))
+        out = drop_block_2d(ones, rate, block, generator=generator)
+        return (out[0, 0] != 0).float().numpy(), f"block_size={block}"
+    if variant == "spatial":
+        from dropsearch.regularizers.spatial import spatial_dropout
+
+        out = spatial_dropout(torch.ones(1, 16, 4, 4), rate, generator=generator)  # 16 channels of 4 x 4
+        tiles = (out[0] != 0).float().reshape(4, 4, 4, 4).permute(0, 2, 1, 3).reshape(16, 16)
+        return tiles.numpy(), "16 channels (4 x 4 tiles)"
+    from dropsearch.regularizers.bernoulli import bernoulli_dropout
+
+    out = bernoulli_dropout(ones, rate, generator=generator)
+    return (out[0, 0] != 0).float().numpy(), "elementwise"
+
+
+def mask_png(pattern: Mapping[str, Any], *, seed: int = 0, title: str = "") -> bytes:
+    """A picture of a pattern's dropout, as PNG bytes.
+
+    For ``autodropout``, ``spatial``, ``dropblock`` and ``bernoulli`` one sampled keep mask per site (white = kept,
+    black = dropped; at most :data:`MAX_MASK_SITES`), drawn with the regularizers' own mask functions and a
+    generator seeded with ``seed``. For the other variants, a bar chart of the per-site rates, or of the numeric
+    variant parameters when there are no sites.
+    """
+    variant = str(pattern.get("variant", "none"))
+    sites = [s for s in pattern.get("sites") or [] if isinstance(s, Mapping)]
+    params = dict(pattern.get("params") or {})
+    heading = title or f"variant: {variant}"
+    if variant in _MASKED_VARIANTS and sites:
+        shown = sites[:MAX_MASK_SITES]
+        figure = _figure(2.2 * len(shown) + 0.4, 2.8)
+        for number, site in enumerate(shown):
+            axes = figure.add_subplot(1, len(shown), number + 1)
+            mask, caption = _site_mask(variant, site, seed + number)
+            axes.imshow(mask, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+            axes.set_title(f"{site.get('site')}\nrate={float(site.get('rate', 0.0)):.2f}", fontsize=8)
+            axes.set_xlabel(caption, fontsize=7)
+            axes.set_xticks([])
+            axes.set_yticks([])
+        figure.suptitle(heading, fontsize=9)
+        figure.tight_layout()
+        return _png(figure)
+    figure = _figure(7.0, 3.6)
+    axes = figure.add_subplot(1, 1, 1)
+    if sites:
+        names = [str(s.get("site")) for s in sites]
+        axes.bar(range(len(sites)), [float(s.get("rate", 0.0)) for s in sites])
+        axes.set_xticks(range(len(sites)), names, rotation=30, ha="right", fontsize=7)
+        axes.set_ylabel("rate")
+    else:
+        numeric = {k: float(v) for k, v in params.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        if numeric:
+            axes.bar(range(len(numeric)), list(numeric.values()))
+            axes.set_xticks(range(len(numeric)), list(numeric), fontsize=8)
+            axes.set_ylabel("value")
+        else:
+            axes.text(0.5, 0.5, "no per-site dropout", ha="center", va="center", transform=axes.transAxes)
+    other = ", ".join(f"{k}={v}" for k, v in params.items())
+    axes.set_title(heading + (f" ({other})" if other else ""), fontsize=9)
+    figure.tight_layout()
+    return _png(figure)

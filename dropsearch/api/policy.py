@@ -1,0 +1,79 @@
+"""Server rules a valid job spec must also meet: trial and epoch caps, and dataset paths confined to roots.
+
+The spec itself (:class:`~dropsearch.search.spec.SearchSpec`) refuses unknown fields, names and variants; these
+checks depend on the server's :class:`~dropsearch.config.Settings`. Nothing named in a spec is imported or run.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from dropsearch.api.errors import SpecRejected
+from dropsearch.config import Settings
+from dropsearch.search.spec import SearchSpec
+
+__all__ = ["PATH_PARAM_KEYS", "check_spec", "confine_dataset_path", "is_path_key"]
+
+#: ``dataset.params`` keys that name files or directories (besides any key ending in ``_path``/``_dir``/``_root``).
+PATH_PARAM_KEYS = ("path", "root", "dir", "file", "data_dir")
+
+
+def is_path_key(key: str) -> bool:
+    """Whether a ``dataset.params`` key names a file or directory."""
+    lowered = key.lower()
+    return lowered in PATH_PARAM_KEYS or lowered.endswith(("_path", "_dir", "_root", "_file"))
+
+
+def confine_dataset_path(value: Any, roots: Sequence[Path], *, field: str) -> Path:
+    """Resolve a dataset path (symlinks and ``..`` included) and check that it lies inside one of ``roots``.
+
+    A relative path is taken relative to each root (never to the server's working directory).
+
+    Raises:
+        SpecRejected: naming ``field`` when the value is not a non-empty string, no root is configured, or the
+            resolved path is outside every root.
+    """
+    if not isinstance(value, str) or not value or "\x00" in value:
+        raise SpecRejected(field, f"must be a non-empty path string, got {value!r}")
+    resolved_roots = [Path(root).expanduser().resolve() for root in roots]
+    if not resolved_roots:
+        raise SpecRejected(field, f"path {value!r} refused: this server allows no dataset paths (no dataset_roots)")
+    raw = Path(value)
+    candidates = [raw.resolve()] if raw.is_absolute() else [(root / raw).resolve() for root in resolved_roots]
+    for candidate in candidates:
+        for root in resolved_roots:
+            if candidate == root or candidate.is_relative_to(root):
+                return candidate
+    allowed = os.pathsep.join(str(root) for root in resolved_roots)
+    raise SpecRejected(field, f"path {value!r} is outside the allowed dataset roots ({allowed})")
+
+
+def _check_paths(params: Mapping[str, Any], roots: Sequence[Path], prefix: str) -> None:
+    for key, value in params.items():
+        field = f"{prefix}.{key}"
+        if isinstance(value, Mapping):
+            _check_paths(value, roots, field)
+        elif is_path_key(str(key)):
+            confine_dataset_path(value, roots, field=field)
+
+
+def check_spec(spec: SearchSpec, settings: Settings) -> None:
+    """Apply the server's caps and path rules to a validated spec.
+
+    Raises:
+        SpecRejected: naming the field: ``budget.trials`` over ``max_trials``, ``budget.epochs_per_trial`` over
+            ``max_epochs_per_trial``, or a ``dataset.params`` path outside ``dataset_roots``.
+    """
+    if spec.budget.trials > settings.max_trials:
+        limit, got = settings.max_trials, spec.budget.trials
+        raise SpecRejected("budget.trials", f"must be at most {limit} (the server's max_trials), got {got}")
+    if spec.budget.epochs_per_trial > settings.max_epochs_per_trial:
+        raise SpecRejected(
+            "budget.epochs_per_trial",
+            f"must be at most {settings.max_epochs_per_trial} (the server's max_epochs_per_trial), "
+            f"got {spec.budget.epochs_per_trial}",
+        )
+    _check_paths(spec.dataset.params, settings.dataset_roots, "dataset.params")

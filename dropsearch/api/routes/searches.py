@@ -1,0 +1,189 @@
+"""``/v1/searches``: submit, list, read, cancel, follow (SSE), download the best pattern, plot."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, HTTPException, Query, Response, status
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from dropsearch.api.deps import CurrentKey, ReadSessionDep, SessionDep, StateDep
+from dropsearch.api.events_stream import search_event_stream
+from dropsearch.api.plots import reward_plot_png
+from dropsearch.api.policy import check_spec
+from dropsearch.api.schemas import ErrorPublic, SearchesPublic, SearchPublic, search_public
+from dropsearch.search.spec import SearchSpec
+from dropsearch.store.db import session_scope
+from dropsearch.store.models import SEARCH_STATUSES, TERMINAL_SEARCH_STATUSES
+from dropsearch.store.records import SearchRecord
+from dropsearch.store.searches import create_search, get_search, list_searches, request_cancel
+from dropsearch.store.trials import best_trial, list_trials
+
+__all__ = ["router", "search_or_404"]
+
+router = APIRouter(prefix="/v1/searches", tags=["searches"])
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorPublic, "description": "missing, malformed or invalid API key"},
+    404: {"model": ErrorPublic, "description": "no such search for this key's owner"},
+}
+_UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def search_or_404(session: Any, owner: str, search_id: str) -> SearchRecord:
+    """The owner's search, or 404 (another owner's search looks exactly like a missing one)."""
+    record = get_search(session=session, owner=owner, search_id=search_id)
+    if record is None:
+        raise HTTPException(status_code=404, detail=f"search {search_id} not found")
+    return record
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=SearchPublic,
+    responses={
+        **_ERRORS,
+        413: {"model": ErrorPublic, "description": "body too large"},
+        422: {"model": ErrorPublic, "description": "invalid spec; `detail` names the field"},
+    },
+    summary="Submit a search",
+)
+def submit_search(spec: SearchSpec, key: CurrentKey, session: SessionDep, state: StateDep) -> SearchPublic:
+    """Validate a job spec against the server's limits and store it as a queued search (the runner picks it up)."""
+    check_spec(spec, state.settings)
+    record = create_search(
+        session=session,
+        owner=key.owner,
+        name=spec.name,
+        spec=spec.model_dump(mode="json"),
+        trials_total=spec.budget.trials,
+        objective_mode=spec.objective.mode,
+    )
+    session.commit()
+    return search_public(record, ray_dashboard_url=state.settings.ray_dashboard_url)
+
+
+@router.get("", response_model=SearchesPublic, responses=_ERRORS, summary="List your searches")
+def list_my_searches(
+    key: CurrentKey,
+    session: ReadSessionDep,
+    state: StateDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    status_: Annotated[str | None, Query(alias="status", description=f"one of {', '.join(SEARCH_STATUSES)}")] = None,
+) -> SearchesPublic:
+    """The caller's searches, newest first."""
+    if status_ is not None and status_ not in SEARCH_STATUSES:
+        raise HTTPException(422, detail=f"query.status: must be one of {', '.join(SEARCH_STATUSES)}, got {status_!r}")
+    page = list_searches(session=session, owner=key.owner, limit=limit, offset=offset, status=status_)
+    url = state.settings.ray_dashboard_url
+    return SearchesPublic(data=[search_public(r, ray_dashboard_url=url) for r in page.items], count=page.total)
+
+
+@router.get("/{search_id}", response_model=SearchPublic, responses=_ERRORS, summary="Read a search")
+def read_search(search_id: str, key: CurrentKey, session: ReadSessionDep, state: StateDep) -> SearchPublic:
+    """Status, progress, best reward so far and the Ray dashboard URL."""
+    record = search_or_404(session, key.owner, search_id)
+    return search_public(record, ray_dashboard_url=state.settings.ray_dashboard_url)
+
+
+@router.post(
+    "/{search_id}/cancel",
+    response_model=SearchPublic,
+    responses={**_ERRORS, 409: {"model": ErrorPublic, "description": "the search has already finished"}},
+    summary="Cancel a search",
+)
+def cancel_search(search_id: str, key: CurrentKey, session: SessionDep, state: StateDep) -> SearchPublic:
+    """A queued search is cancelled at once; a running one gets ``cancel_requested`` (the runner stops it)."""
+    record = search_or_404(session, key.owner, search_id)
+    if record.status in TERMINAL_SEARCH_STATUSES:
+        detail = f"search {search_id} is already {record.status}; only queued or running searches can be cancelled"
+        raise HTTPException(409, detail=detail)
+    updated = request_cancel(session=session, owner=key.owner, search_id=search_id)
+    session.commit()
+    if updated is None:  # pragma: no cover - deleted between the two statements
+        raise HTTPException(404, detail=f"search {search_id} not found")
+    return search_public(updated, ray_dashboard_url=state.settings.ray_dashboard_url)
+
+
+@router.get(
+    "/{search_id}/events",
+    responses={**_ERRORS, 200: {"content": {"text/event-stream": {}}, "description": "the event stream"}},
+    response_class=StreamingResponse,
+    summary="Follow a search (server-sent events)",
+)
+def follow_search(
+    search_id: str,
+    key: CurrentKey,
+    state: StateDep,
+    after: Annotated[int, Query(ge=0, description="send only events with a larger id")] = 0,
+    last_event_id: Annotated[str | None, Header(description="resume after this event id (SSE reconnect)")] = None,
+) -> StreamingResponse:
+    """Trial started / reported / finished and controller events; ends with ``event: end`` once finished."""
+    with session_scope(state.engine, read_only=True) as session:  # not a dependency: no transaction while streaming
+        search_or_404(session, key.owner, search_id)
+    cursor = after
+    if last_event_id:
+        if not last_event_id.strip().isdigit():
+            detail = f"header.last-event-id: must be an event id (integer), got {last_event_id!r}"
+            raise HTTPException(422, detail=detail)
+        cursor = int(last_event_id)
+    stream = search_event_stream(
+        state.engine,
+        owner=key.owner,
+        search_id=search_id,
+        after=cursor,
+        poll_s=state.sse_poll_s,
+        keepalive_s=state.sse_keepalive_s,
+    )
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
+
+
+@router.get(
+    "/{search_id}/best",
+    responses={**_ERRORS, 200: {"content": {"application/json": {}}, "description": "the pattern document"}},
+    summary="Download the best pattern",
+)
+def download_best(search_id: str, key: CurrentKey, session: ReadSessionDep) -> JSONResponse:
+    """The best trial's pattern (DESIGN.md section 3) with its provenance, as a JSON attachment."""
+    record = search_or_404(session, key.owner, search_id)
+    trial = best_trial(session=session, search_id=search_id)
+    if trial is None:
+        raise HTTPException(404, detail=f"search {search_id} has no finished trial with a reward yet")
+    if trial.pattern is None:
+        raise HTTPException(404, detail=f"the best trial {trial.id} of search {search_id} has no stored pattern")
+    spec = record.spec
+    created = trial.finished_at or trial.created_at
+    document = dict(trial.pattern)
+    document["provenance"] = {
+        **dict(document.get("provenance") or {}),
+        "search_id": record.id,
+        "trial_id": trial.id,
+        "reward": trial.reward,
+        "metric": (spec.get("objective") or {}).get("metric", "val_accuracy"),
+        "model": (spec.get("model") or {}).get("name"),
+        "dataset": (spec.get("dataset") or {}).get("name"),
+        "created_at": created.isoformat(),
+    }
+    stem = _UNSAFE_FILENAME.sub("-", record.name or record.id).strip("-.") or record.id
+    headers = {"Content-Disposition": f'attachment; filename="{stem}-best-pattern.json"'}
+    return JSONResponse(document, headers=headers)
+
+
+@router.get(
+    "/{search_id}/plot.png",
+    response_class=Response,
+    responses={**_ERRORS, 200: {"content": {"image/png": {}}, "description": "PNG picture"}},
+    summary="Reward per trial and best so far",
+)
+def plot_search(search_id: str, key: CurrentKey, state: StateDep) -> Response:
+    """A PNG of each finished trial's reward and the best-so-far curve."""
+    with session_scope(state.engine, read_only=True) as session:  # closed before the (slow) drawing
+        record = search_or_404(session, key.owner, search_id)
+        trials = list_trials(session=session, search_id=search_id, limit=None).items
+    metric = (record.spec.get("objective") or {}).get("metric", "")
+    png = reward_plot_png(trials, mode=record.objective_mode, title=record.name or record.id, metric=metric)
+    return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})

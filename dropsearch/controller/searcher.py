@@ -1,0 +1,190 @@
+"""Ray Tune ``Searcher`` adapter: a controller proposes trials batch by batch (DESIGN.md sections 1 and 4).
+
+Protocol:
+
+- :meth:`ControllerSearcher.suggest` hands out the proposals of the current batch one per call; once they are all
+  handed out it returns ``None`` (Tune asks again later) until every trial of the batch has completed; then it
+  samples the next batch. After ``max_trials`` suggestions it returns ``Searcher.FINISHED``.
+- :meth:`ControllerSearcher.on_trial_complete` records the trial's reward; when the batch's last trial completes,
+  the controller is updated once with the batch.
+- **Reward rule.** The reward is the trial's final ``metric`` (``-metric`` when ``mode="min"``), i.e. the last
+  value the trial reported. A trial stopped early by a scheduler (ASHA) therefore counts with its last reported
+  metric, at the epoch it was stopped (a deliberate penalty: it looked worse than its peers). A trial that errored,
+  or that completed without ever reporting ``metric``, is *excluded* from the update: a crash says more about the
+  infrastructure than about the pattern, and a made-up reward would bias the baseline. A batch with no valid
+  reward is dropped without an update. A trial that completes again after a restore (``resume_errored``) only
+  counts if its batch is still open. Within a batch, the update sees the proposals in sample order, whatever
+  order the trials finished in, so a run is reproducible.
+- :meth:`save` / :meth:`restore` (and :meth:`get_state` / :meth:`set_state`) hold the controller's full state and the
+  open batch, so ``Tuner.restore`` continues exactly where the interrupted run stopped.
+
+The config of a trial is ``{"tokens": [...], "pattern": {...} | None, "proposal_index": int, "policy_version":
+int}``; ``pattern`` is the decoded pattern (DESIGN.md section 3) when the space has a ``variant`` decision.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
+
+from ray.tune.search import Searcher
+
+from dropsearch.controller._base import BaseController, Proposal
+from dropsearch.search.codec import tokens_to_pattern
+from dropsearch.search.space import SearchSpace
+
+__all__ = ["ControllerSearcher"]
+
+
+def _order(item: tuple[Proposal, float]) -> int:
+    """Batches are learned in sample order, whatever order the trials finished in (reproducible updates)."""
+    return -1 if item[0].index is None else item[0].index
+
+
+class ControllerSearcher(Searcher):
+    """Drive a Ray Tune run with a :class:`~dropsearch.controller.BaseController`.
+
+    Args:
+        controller: proposes token tuples and learns from rewards; the searcher owns and mutates it.
+        space: the controller's space (checked against ``controller.space``). Default: ``controller.space``.
+        metric: the reported metric to optimize. Default: set by Tune's ``TuneConfig(metric=...)``.
+        mode: ``"max"`` or ``"min"``. Default: set by ``TuneConfig(mode=...)``.
+        batch_size: proposals per controller update. Default: 8
+        max_trials: suggestions in total, then ``FINISHED``; ``None`` leaves the limit to Tune's ``num_samples``.
+        on_update: called as ``on_update(stats, controller)`` after each controller update (e.g. to store the
+            controller state); not saved with the searcher's state.
+
+    Examples::
+
+        searcher = ControllerSearcher(ReinforceController(space, seed=0), metric="val_accuracy", mode="max")
+        tuner = tune.Tuner(train, tune_config=tune.TuneConfig(search_alg=searcher, num_samples=64,
+                                                              max_concurrent_trials=2))
+    """
+
+    def __init__(
+        self,
+        controller: BaseController,
+        space: SearchSpace | None = None,
+        *,
+        metric: str | None = None,
+        mode: str | None = None,
+        batch_size: int = 8,
+        max_trials: int | None = None,
+        on_update: Callable[[dict[str, float], BaseController], None] | None = None,
+    ) -> None:
+        super().__init__(metric=metric, mode=mode)
+        if space is not None and (space.names, space.sizes) != (controller.space.names, controller.space.sizes):
+            raise ValueError("space does not match controller.space")
+        if mode not in (None, "max", "min"):
+            raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
+        if max_trials is not None and max_trials < 1:
+            raise ValueError(f"max_trials must be >= 1, got {max_trials!r}")
+        self.controller, self.space = controller, controller.space
+        self.batch_size, self.max_trials, self.on_update = int(batch_size), max_trials, on_update
+        self._decodes = "variant" in self.space and bool(self.space.sites)
+        self._queue: list[Proposal] = []  # sampled, not yet handed out
+        self._open: dict[str, Proposal] = {}  # trial id -> proposal of the current batch
+        self._rewards: dict[str, float | None] = {}  # completed trials of the current batch (None = excluded)
+        self._last: dict[str, float] = {}  # last reported metric of running trials
+        self.n_suggested = 0
+
+    def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
+        """Take ``metric`` / ``mode`` from ``TuneConfig`` unless given to the constructor (they must agree)."""
+        for attr, value in (("_metric", metric), ("_mode", mode)):
+            current = getattr(self, attr)
+            if value is not None and current is not None and value != current:
+                raise ValueError(f"{attr[1:]} {value!r} from TuneConfig differs from the searcher's {current!r}")
+            if current is None:
+                setattr(self, attr, value)
+        return True
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        """The next proposal's config; ``None`` while the batch is still running; ``FINISHED`` after max_trials."""
+        if self.max_trials is not None and self.n_suggested >= self.max_trials:
+            return Searcher.FINISHED
+        if not self._queue:
+            if self._open:
+                return None
+            n = self.batch_size if self.max_trials is None else min(self.batch_size, self.max_trials - self.n_suggested)
+            self._queue = self.controller.sample(n)
+        proposal = self._queue.pop(0)
+        self._open[trial_id] = proposal
+        self.n_suggested += 1
+        pattern = tokens_to_pattern(self.space, proposal.tokens).to_dict() if self._decodes else None
+        return {
+            "tokens": list(proposal.tokens),
+            "pattern": pattern,
+            "proposal_index": proposal.index,
+            "policy_version": self.controller.n_updates,
+        }
+
+    def _reward(self, trial_id: str, result: dict | None) -> float | None:
+        value = (result or {}).get(self._metric, self._last.get(trial_id))
+        if value is None:
+            return None
+        value = float(value)
+        if value != value:  # NaN: treated like an error
+            return None
+        return -value if self._mode == "min" else value
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        """Remember the last reported metric (the reward of a trial that ends without a final result)."""
+        if self._metric in result:
+            self._last[trial_id] = result[self._metric]
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        """Record the reward by the rule in the module docstring; update the controller when the batch is done."""
+        if trial_id not in self._open or trial_id in self._rewards:
+            return
+        self._rewards[trial_id] = None if error else self._reward(trial_id, result)
+        self._last.pop(trial_id, None)
+        if self._queue or len(self._rewards) < len(self._open):
+            return
+        done = sorted(((self._open[t], r) for t, r in self._rewards.items() if r is not None), key=_order)
+        self._open, self._rewards = {}, {}
+        if done:
+            stats = self.controller.update([p for p, _ in done], [r for _, r in done])
+            if self.on_update is not None:
+                self.on_update(stats, self.controller)
+
+    def get_state(self) -> dict[str, Any]:
+        """Plain, picklable state: the controller's state dict, the open batch and the counters."""
+        return {
+            "controller": self.controller.state_dict(),
+            "queue": [asdict(p) for p in self._queue],
+            "open": {t: asdict(p) for t, p in self._open.items()},
+            "rewards": dict(self._rewards),
+            "last": dict(self._last),
+            "n_suggested": self.n_suggested,
+            "metric": self._metric,
+            "mode": self._mode,
+        }
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Inverse of :meth:`get_state` (the controller must be of the same kind and space)."""
+        self.controller.load_state_dict(state["controller"])
+        self._queue = [Proposal(tuple(p.pop("tokens")), **p) for p in map(dict, state["queue"])]
+        self._open = {
+            t: Proposal(tuple(p.pop("tokens")), **p) for t, p in ((t, dict(p)) for t, p in state["open"].items())
+        }
+        self._rewards, self._last = dict(state["rewards"]), dict(state["last"])
+        self.n_suggested = int(state["n_suggested"])
+        self._metric = self._metric or state["metric"]
+        self._mode = self._mode or state["mode"]
+
+    def save(self, checkpoint_path: str) -> None:
+        """Write :meth:`get_state` to ``checkpoint_path`` atomically (temp file, then ``os.replace``)."""
+        tmp = f"{checkpoint_path}.tmp-{os.getpid()}"
+        with open(tmp, "wb") as f:
+            pickle.dump(self.get_state(), f)
+        os.replace(tmp, checkpoint_path)
+
+    def restore(self, checkpoint_path: str) -> None:
+        """Load a file written by :meth:`save`."""
+        with open(checkpoint_path, "rb") as f:
+            self.set_state(pickle.load(f))  # our own checkpoint file: trusted like Tune's own pickles
