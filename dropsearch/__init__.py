@@ -15,7 +15,7 @@ __all__ = ["apply", "__version__"]
 
 def __getattr__(name: str) -> Any:
     if name == "apply":
-        from dropsearch.regularizers.apply import apply
+        from dropsearch.regularizers._apply import apply
 
         return apply
     raise AttributeError(f"module 'dropsearch' has no attribute {name!r}")

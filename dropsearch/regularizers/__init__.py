@@ -22,7 +22,7 @@ from dropsearch.regularizers.pattern import (
 )
 
 _LAZY = {
-    "AppliedPattern": "dropsearch.regularizers.apply",
+    "AppliedPattern": "dropsearch.regularizers._apply",
     "BernoulliDropout": "dropsearch.regularizers.bernoulli",
     "DropBlock2d": "dropsearch.regularizers.drop_block",
     "GSNRDropout": "dropsearch.regularizers.gsnr_dropout",
@@ -33,7 +33,7 @@ _LAZY = {
     "SpatialDropout": "dropsearch.regularizers.spatial",
     "YDrop": "dropsearch.regularizers.ydrop",
     "YDropTrainer": "dropsearch.regularizers.ydrop",
-    "apply": "dropsearch.regularizers.apply",
+    "apply": "dropsearch.regularizers._apply",
     "bernoulli_dropout": "dropsearch.regularizers.bernoulli",
     "drop_block_2d": "dropsearch.regularizers.drop_block",
     "freeze_batchnorm": "dropsearch.regularizers.large_dropout",

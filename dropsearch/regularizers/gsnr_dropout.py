@@ -99,6 +99,9 @@ class GSNRDropout:
             an optimizer). Default: ``None``.
         hold_masked: keep masked weights fixed through ``optimizer.step()`` (see the module docstring).
             Default: ``False``.
+        gsnr_batch: measure the GSNR on the first ``gsnr_batch`` examples of the batch only (the masked step
+            still uses the whole batch); a cheaper, noisier estimate. ``None`` uses the whole batch (the paper).
+            Default: ``None``.
         generator: random source of the meta-train / meta-test split.
 
     Shape:
@@ -131,6 +134,7 @@ class GSNRDropout:
         inner_lr: float | None = None,
         hold_masked: bool = False,
         generator: torch.Generator | None = None,
+        gsnr_batch: int | None = None,
     ) -> None:
         check_rate(p, name="p")
         if estimator not in ESTIMATORS:
@@ -154,6 +158,7 @@ class GSNRDropout:
         self.inner_lr = inner_lr
         self.hold_masked = hold_masked
         self.generator = generator
+        self.gsnr_batch = None if gsnr_batch is None else check_positive_int(gsnr_batch, name="gsnr_batch")
         self._p = float(p)
         self.rho = math.log(p / (p_max - p)) if meta else 0.0
         self.history: list[float] = [float(p)]
@@ -223,16 +228,17 @@ class GSNRDropout:
         needs_gsnr = meta_now or any(drop_count(named[n].numel(), self.p) > 0 for n in self.params)
         self.masks = {}
         if needs_gsnr:
+            n = inputs.shape[0] if self.gsnr_batch is None else self.gsnr_batch
             stats = gsnr_stats(
                 self.model,
                 loss_fn,
-                inputs,
-                targets,
+                inputs[:n],
+                targets[:n],
                 estimator=self.estimator,
                 chunks=self.chunks,
                 eps=self.eps,
                 params=self.params,
-                domains=domains,
+                domains=None if domains is None else domains[:n],
             )
             if meta_now:
                 self._meta_update(stats.gsnr, inputs, targets, loss_fn, optimizer, domains)

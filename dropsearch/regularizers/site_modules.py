@@ -1,6 +1,6 @@
 """Which module each variant puts at a site, and which model-wide step helper it needs.
 
-This is the one table that maps a pattern's ``variant`` to code; :func:`dropsearch.regularizers.apply.apply`
+This is the one table that maps a pattern's ``variant`` to code; :func:`dropsearch.regularizers.apply`
 uses it, and so does the worker that trains children.
 """
 
@@ -46,11 +46,15 @@ def is_dropout_module(module: nn.Module) -> bool:
     return isinstance(module, _DROPOUT_TYPES)
 
 
-def _is_sequence_shape(shape: dict[str, Any]) -> bool:
+def _is_sequence_shape(shape: dict[str, Any], kind: str | None) -> bool:
+    if kind is not None:
+        return kind == "sequence"
     return "share" in shape and "share_c" not in shape
 
 
-def build_site_module(variant: str, site: SitePattern, params: dict[str, Any], target: nn.Module) -> nn.Module | None:
+def build_site_module(
+    variant: str, site: SitePattern, params: dict[str, Any], target: nn.Module, *, kind: str | None = None
+) -> nn.Module | None:
     """The dropout module ``variant`` installs at ``site`` (``None`` when the variant installs nothing there).
 
     Args:
@@ -58,6 +62,9 @@ def build_site_module(variant: str, site: SitePattern, params: dict[str, Any], t
         site: the site's rate and shape tokens.
         params: the pattern's variant parameters (Y-Drop ``scale``, ``floor``, ``ema``).
         target: the module currently at the site (unused by the built-ins; there for plugins' checks).
+        kind: the site's kind when the model lists it (``Site.kind``); AutoDropout picks the sequence pattern for
+            ``"sequence"`` sites and the ConvNet pattern otherwise. Without it, a shape with ``share`` (and no
+            ``share_c``) is a sequence pattern. Default: ``None``.
 
     Raises:
         ValueError: naming the variant when it takes no sites.
@@ -71,7 +78,7 @@ def build_site_module(variant: str, site: SitePattern, params: dict[str, Any], t
     if variant == "dropblock":
         return DropBlock2d(site.rate, block_size=int(site.shape.get("block_size", 3)))
     if variant == "autodropout":
-        if _is_sequence_shape(site.shape):
+        if _is_sequence_shape(site.shape, kind):
             return SequencePatternDropout.from_site(site)
         return PatternDropout2d.from_site(site)
     if variant == "ydrop":
@@ -103,6 +110,8 @@ def step_helper_for(pattern: Pattern, model: nn.Module) -> Any:
             p=float(params.get("p", 0.1)),
             estimator=str(params.get("estimator", "microbatch")),
             meta=bool(params.get("meta", False)),
+            chunks=int(params.get("chunks", 4)),
+            gsnr_batch=params.get("gsnr_batch"),
         )
     if pattern.variant == "gradaug":
         from dropsearch.regularizers.gradaug import GradAug
@@ -123,5 +132,6 @@ def step_helper_for(pattern: Pattern, model: nn.Module) -> Any:
             model,
             refresh_every=int(params.get("refresh_every", 10)),
             steps=int(params.get("steps", 5)),
+            refresh_batch=params.get("refresh_batch", 16),
         )
     return None

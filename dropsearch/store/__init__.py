@@ -34,6 +34,7 @@ from dropsearch.store.records import (
     TrialRecord,
 )
 from dropsearch.store.searches import (
+    count_searches_by_status,
     create_search,
     get_search,
     list_searches,
@@ -76,6 +77,7 @@ __all__ = [
     "claim_next_queued_search",
     "completed_trials",
     "create_api_key",
+    "count_searches_by_status",
     "create_search",
     "dispose_engines",
     "events_after",

@@ -146,6 +146,12 @@ def list_searches(
     return SearchPage(items=[SearchRecord.from_model(row) for row in rows], total=total)
 
 
+def count_searches_by_status(*, session: Session) -> dict[str, int]:
+    """How many searches each status has, across all owners (runner polling and service-wide metrics)."""
+    rows = session.execute(select(SearchModel.status, func.count()).group_by(SearchModel.status))
+    return {str(status): int(count) for status, count in rows}
+
+
 def request_cancel(*, session: Session, owner: str, search_id: str) -> SearchRecord | None:
     """Cancel the owner's search: a queued one becomes ``cancelled`` now; a running one gets ``cancel_requested``.
 

@@ -33,7 +33,9 @@ class ChildConfig:
         channels_last: channels-last memory format for convnets on GPU.
         compile: wrap the model in ``torch.compile``.
         allowed_roots: directories dataset paths may name.
-        inject_failure_at_epoch: fault injection for tests and drills: raise at this epoch (1-based).
+        inject_failure_at_epoch: fault injection for tests and drills: raise at this epoch (1-based)...
+        inject_failure_attempts: ...on attempts up to this one (default: every attempt).
+        attempt: which attempt of the trial this is (set by the search loop; 1 = first).
     """
 
     model: str
@@ -56,6 +58,8 @@ class ChildConfig:
     compile: bool = False
     allowed_roots: tuple[str, ...] = ()
     inject_failure_at_epoch: int | None = None
+    inject_failure_attempts: int = 1_000_000
+    attempt: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form (stored beside the trial)."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from dropsearch.controller import BaseController, Proposal, make_controller
@@ -78,6 +78,7 @@ class _PoolDriver:
         callbacks: SearchCallbacks,
         resume: ResumeState,
         max_failures: int,
+        child_overrides: dict[str, Any] | None = None,
     ) -> None:
         import ray
 
@@ -85,6 +86,7 @@ class _PoolDriver:
         self.prepared, self.spec = prepared, prepared.spec
         self.controller, self.callbacks, self.resume = controller, callbacks, resume
         self.max_failures = max_failures
+        self.child_overrides = dict(child_overrides or {})
         self.bundle_ref = ray.put(prepared.bundle)
         self.scheduler = self._make_scheduler()
         self.slots = [self._new_slot() for _ in range(self.spec.budget.max_concurrent)]
@@ -113,7 +115,7 @@ class _PoolDriver:
 
     # -- one trial -------------------------------------------------------------------------------------------
     def _launch(self, slot: _Slot, trial: _Trial) -> None:
-        config = self.prepared.child_config(trial.pattern)
+        config = replace(self.prepared.child_config(trial.pattern), attempt=trial.attempt, **self.child_overrides)
         bundle = None if slot.has_bundle else self.bundle_ref
         start_ref = slot.worker.start.remote(config.to_dict(), bundle)
         slot.has_bundle = True
@@ -129,7 +131,7 @@ class _PoolDriver:
         ref, kind = slot.ref
         value = self.ray.get(ref)
         if kind == "start":
-            slot.node = value["node"]
+            slot.node = f"{value['node']}:{value['node_id'][:8]}"
             self.callbacks.emit(
                 TrialStarted(trial.index, trial.proposal.tokens, trial.pattern, trial.attempt, slot.node)
             )
@@ -248,6 +250,7 @@ def run_search(
     num_cpus: int | None = None,
     allowed_roots: tuple[str, ...] = (),
     max_failures: int = 2,
+    child_overrides: dict[str, Any] | None = None,
 ) -> SearchResult:
     """Run a whole search: the entry the service's runner calls.
 
@@ -260,6 +263,7 @@ def run_search(
         num_cpus: CPUs of an embedded local Ray.
         allowed_roots: directories dataset paths may name.
         max_failures: retries of a trial that raised before it counts as failed.
+        child_overrides: ``ChildConfig`` fields set on every child (fault-injection drills, device, threads).
 
     Returns:
         How the search ended, with every finished trial and the best pattern.
@@ -275,7 +279,7 @@ def run_search(
     controller = controller or make_controller(spec.controller, prepared.space, seed=spec.seed)
     if resume.controller_state is not None:
         controller.load_state_dict(resume.controller_state)
-    driver = _PoolDriver(prepared, controller, callbacks, resume, max_failures)
+    driver = _PoolDriver(prepared, controller, callbacks, resume, max_failures, child_overrides)
     batch, total = spec.controller.batch_size, spec.budget.trials
     seen = resume.trials_seen
     status = "succeeded"

@@ -105,7 +105,8 @@ class ChildTraining:
     def run_epoch(self) -> dict[str, Any]:
         """Train one epoch under the pattern, then evaluate; returns the epoch's metrics."""
         self.epoch += 1
-        if self.config.inject_failure_at_epoch == self.epoch:
+        cfg = self.config
+        if cfg.inject_failure_at_epoch == self.epoch and cfg.attempt <= cfg.inject_failure_attempts:
             raise RuntimeError(f"injected failure at epoch {self.epoch}")
         start, seen, total_loss = time.perf_counter(), 0, 0.0
         for x, y in self.data.train_batches(self.config.batch_size, self.generator):

@@ -27,7 +27,7 @@ from torch import nn
 from dropsearch.regularizers.pattern import Pattern, SitePattern
 from dropsearch.regularizers.site_modules import build_site_module, step_helper_for
 
-__all__ = ["AppliedPattern", "apply", "install_module"]
+__all__ = ["AppliedPattern", "apply", "clear_site", "install_module"]
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -107,14 +107,28 @@ def install_module(model: nn.Module, path: str, module: nn.Module) -> None:
     target.register_forward_hook(lambda mod, _inputs, output: mod.dropsearch_drop(output))
 
 
+def clear_site(model: nn.Module, path: str) -> None:
+    """Remove the dropout at site ``path``: a dropout module there becomes ``nn.Identity()``, a hooked one too.
+
+    Re-applying a pattern with rate 0 at a site (or without the ``residual`` token) must not leave the previous
+    pattern's module in place.
+    """
+    target = model.get_submodule(path)
+    if hasattr(target, "dropsearch_drop"):
+        target.dropsearch_drop = nn.Identity()
+    elif _is_placeholder(target) and not isinstance(target, nn.Identity):
+        install_module(model, path, nn.Identity())
+
+
 def _residual_sibling(model: nn.Module, path: str) -> str | None:
+    """The ``shortcut_drop`` placeholder next to site ``path`` (empty, or filled by an earlier pattern)."""
     parent_path, _, _ = path.rpartition(".")
     sibling = f"{parent_path}.shortcut_drop" if parent_path else "shortcut_drop"
     try:
         module = model.get_submodule(sibling)
     except AttributeError:
         return None
-    return sibling if isinstance(module, nn.Identity) else None
+    return sibling if _is_placeholder(module) else None
 
 
 def apply(model: nn.Module, pattern: Pattern | Mapping[str, Any]) -> AppliedPattern:
@@ -138,23 +152,34 @@ def apply(model: nn.Module, pattern: Pattern | Mapping[str, Any]) -> AppliedPatt
         if site.site not in names:
             raise ValueError(f"pattern site {site.site!r} is not a module of the model")
     applied = AppliedPattern(model=model, pattern=pattern)
+    kinds = _site_kinds(model)
     for site in pattern.sites:
-        _install_site(applied, site)
+        _install_site(applied, site, kinds.get(site.site))
     applied.helper = step_helper_for(pattern, model)
     return applied
 
 
-def _install_site(applied: AppliedPattern, site: SitePattern) -> None:
+def _site_kinds(model: nn.Module) -> dict[str, str]:
+    """Site path -> kind, from the model's ``dropout_sites()`` when it has one (the built-in models do)."""
+    lister = getattr(model, "dropout_sites", None)
+    if not callable(lister):
+        return {}
+    return {s.name: s.kind for s in lister() if hasattr(s, "name") and hasattr(s, "kind")}
+
+
+def _install_site(applied: AppliedPattern, site: SitePattern, kind: str | None) -> None:
     model, variant = applied.model, applied.pattern.variant
     target = model.get_submodule(site.site)
-    module = build_site_module(variant, site, applied.pattern.params, target)
+    module = build_site_module(variant, site, applied.pattern.params, target, kind=kind)
+    sibling = _residual_sibling(model, site.site)
+    if sibling is not None:
+        clear_site(model, sibling)  # a residual twin of an earlier pattern goes
     if module is None:
+        clear_site(model, site.site)
         return
     install_module(model, site.site, module)
     applied.modules[site.site] = module
-    if variant == "autodropout" and bool(site.shape.get("residual", False)):
-        sibling = _residual_sibling(model, site.site)
-        if sibling is not None:
-            twin = build_site_module(variant, site, applied.pattern.params, target)
-            install_module(model, sibling, twin)
-            applied.modules[sibling] = twin
+    if variant == "autodropout" and bool(site.shape.get("residual", False)) and sibling is not None:
+        twin = build_site_module(variant, site, applied.pattern.params, target, kind=kind)
+        install_module(model, sibling, twin)
+        applied.modules[sibling] = twin
