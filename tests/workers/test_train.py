@@ -146,7 +146,9 @@ def test_largedrop_fine_tunes_from_a_checkpoint(tmp_path):
 
 
 def test_injected_failure_raises_at_that_epoch():
-    config = ChildConfig(model="mlp", dataset="synthetic", pattern={"variant": "none"}, epochs=3, inject_failure_at_epoch=2)
+    config = ChildConfig(
+        model="mlp", dataset="synthetic", pattern={"variant": "none"}, epochs=3, inject_failure_at_epoch=2
+    )
     reports = []
     with pytest.raises(RuntimeError, match="epoch 2"):
         train_child(config, report=reports.append)
