@@ -1,0 +1,173 @@
+"""The runner against a real SQLite store and a real local Ray: runs, cancels, and resumes after kill -9."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from dropsearch import store
+from dropsearch.config import Settings
+from dropsearch.runner import Runner, decode_state
+from dropsearch.search.spec import SearchSpec
+from dropsearch.store import session_scope
+
+pytestmark = pytest.mark.slow
+
+SPEC = {
+    "model": {"name": "convnet", "params": {"widths": [8, 16]}},
+    "dataset": {"name": "digits"},
+    "space": {"variants": ["bernoulli", "dropblock", "autodropout"], "rates": [0.0, 0.2, 0.5]},
+    "controller": {"name": "reinforce", "batch_size": 2},
+    "budget": {"trials": 6, "epochs_per_trial": 2, "max_concurrent": 2, "early_stopping": "none"},
+}
+
+
+@pytest.fixture
+def settings(tmp_path) -> Settings:
+    url = f"sqlite:///{tmp_path / 'ds.db'}"
+    store.upgrade(url)
+    return Settings(data_dir=tmp_path, database_url=url, heartbeat_s=0.5, lease_timeout_s=4.0, ray_num_cpus=2)
+
+
+def _submit(settings: Settings, spec: dict) -> str:
+    validated = SearchSpec.model_validate(spec)
+    engine = store.get_engine(settings.resolved_database_url)
+    with session_scope(engine) as session:
+        record = store.create_search(
+            session=session,
+            owner="alice",
+            name=validated.name,
+            spec=validated.model_dump(mode="json"),
+            trials_total=validated.budget.trials,
+        )
+    return record.id
+
+
+def _state(settings: Settings, search_id: str):
+    engine = store.get_engine(settings.resolved_database_url)
+    with session_scope(engine, read_only=True) as session:
+        search = store.load_search(session=session, search_id=search_id)
+        trials = store.list_trials(session=session, search_id=search_id, limit=1000).items
+        controller = store.latest_controller_state(session=session, search_id=search_id)
+        events = store.events_after(session=session, search_id=search_id, after_id=0, limit=10_000)
+    return search, trials, controller, events
+
+
+@pytest.fixture(autouse=True)
+def fresh_ray():
+    import ray
+
+    ray.shutdown()
+    yield
+    ray.shutdown()
+
+
+def test_runner_runs_a_queued_search_and_stores_everything(settings):
+    search_id = _submit(settings, SPEC)
+    Runner(settings, poll_s=0.2).run_until_idle(timeout=300)
+    search, trials, controller, events = _state(settings, search_id)
+    assert search.status == "succeeded" and search.trials_done == 6 and search.lease_owner is None
+    assert sorted(t.index for t in trials) == list(range(6))
+    for trial in trials:
+        assert trial.status == "succeeded" and trial.attempt == 1
+        assert [m["epoch"] for m in trial.metrics] == [1, 2]
+        assert trial.reward == pytest.approx(trial.metrics[-1]["val_accuracy"])
+        assert trial.pattern["variant"] in ("bernoulli", "dropblock", "autodropout") and trial.node
+    assert search.best_reward == pytest.approx(max(t.reward for t in trials))
+    assert controller.updates == 3 and controller.trials_seen == 6
+    assert decode_state(controller.blob)["n_updates"] == 3
+    kinds = [e.kind for e in events]
+    assert kinds[0] == "search_started" and kinds[-1] == "search_finished"
+    assert kinds.count("trial_finished") == 6 and kinds.count("controller_updated") == 3
+    assert kinds.count("trial_reported") == 12
+
+
+def test_unfittable_resources_fail_the_search_with_a_clear_error(settings):
+    search_id = _submit(settings, {**SPEC, "resources": {"gpus_per_trial": 2}})
+    Runner(settings, poll_s=0.2).run_until_idle(timeout=120)
+    search, trials, _, _ = _state(settings, search_id)
+    assert search.status == "failed" and trials == []
+    assert "resources.gpus_per_trial" in search.error and "cluster has 0" in search.error
+
+
+def test_cancel_stops_the_search_and_keeps_finished_trials(settings):
+    spec = {**SPEC, "budget": {**SPEC["budget"], "trials": 8, "epochs_per_trial": 3}}
+    search_id = _submit(settings, spec)
+    runner = Runner(settings, poll_s=0.2)
+    runner.start()
+    engine = store.get_engine(settings.resolved_database_url)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        search, *_ = _state(settings, search_id)
+        if search.trials_done >= 2:
+            break
+        time.sleep(0.2)
+    with session_scope(engine) as session:
+        store.request_cancel(session=session, owner="alice", search_id=search_id)
+    while time.monotonic() < deadline and _state(settings, search_id)[0].status == "running":
+        time.sleep(0.2)
+    runner.stop()
+    search, trials, _, _ = _state(settings, search_id)
+    assert search.status == "cancelled"
+    done = [t for t in trials if t.status == "succeeded"]
+    assert len(done) >= 2 and all(len(t.metrics) == 3 for t in done)
+    assert not [t for t in trials if t.status == "running"]
+
+
+def _start_runner(settings: Settings, runner_id: str, log: Path) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "DROPSEARCH_DATABASE_URL": settings.resolved_database_url,
+        "DROPSEARCH_DATA_DIR": str(settings.data_dir),
+        "DROPSEARCH_HEARTBEAT_S": "0.5",
+        "DROPSEARCH_LEASE_TIMEOUT_S": "4",
+        "DROPSEARCH_RAY_NUM_CPUS": "2",
+        "OMP_NUM_THREADS": "1",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "dropsearch.runner", "--runner-id", runner_id],
+        env=env,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def test_kill_9_during_a_search_then_restart_finishes_it_with_every_completed_trial_kept_once(settings, tmp_path):
+    spec = {**SPEC, "budget": {**SPEC["budget"], "trials": 8}}
+    search_id = _submit(settings, spec)
+    log = tmp_path / "runner.log"
+    kept: dict[int, tuple] = {}
+    for kill_after, runner_id in ((2, "runner-a"), (5, "runner-b")):
+        proc = _start_runner(settings, runner_id, log)
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and _state(settings, search_id)[0].trials_done < kill_after:
+            time.sleep(0.1)
+        os.killpg(proc.pid, signal.SIGKILL)  # the runner and its embedded Ray die at once
+        proc.wait()
+        _, trials, _, _ = _state(settings, search_id)
+        for t in trials:
+            if t.completed:
+                kept.setdefault(t.index, (t.reward, t.attempt, t.finished_at))
+        assert len(kept) >= kill_after
+    proc = _start_runner(settings, "runner-c", log)  # a new runner id: it waits for the dead lease to expire
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and _state(settings, search_id)[0].status == "running":
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(timeout=60)
+    search, trials, controller, _ = _state(settings, search_id)
+    assert search.status == "succeeded", log.read_text()[-3000:]
+    assert sorted(t.index for t in trials) == list(range(8))
+    assert search.trials_done == 8
+    for t in trials:
+        assert t.status == "succeeded"
+        if t.index in kept:  # completed before a crash: never re-run
+            assert (t.reward, t.attempt, t.finished_at) == kept[t.index]
+    assert controller.updates == 4 and controller.trials_seen == 8
