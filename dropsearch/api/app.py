@@ -21,6 +21,7 @@ from dropsearch.api.errors import install_error_handlers
 from dropsearch.api.limits import RequestSizeLimit
 from dropsearch.api.metrics import ApiMetrics, MetricsMiddleware
 from dropsearch.api.routes import catalog, health, searches, trials
+from dropsearch.api.ui.routes import install_ui
 from dropsearch.config import Settings, get_settings
 from dropsearch.store.db import make_engine
 from dropsearch.store.migrate import upgrade
@@ -87,6 +88,7 @@ def create_app(
     install_error_handlers(app)
     for module in (searches, trials, catalog, health):
         app.include_router(module.router)
+    install_ui(app)  # the web dashboard: /, /ui/, /ui/searches/{id}, /ui/static
     app.add_middleware(RequestSizeLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)  # outermost: counts 413s too
     return app

@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 import logging
 import signal
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -30,6 +31,7 @@ __all__ = [
     "interrupt_on_signals",
     "make_runner",
     "patient_signals",
+    "shutdown_ray",
 ]
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -55,11 +57,21 @@ def _handlers(handler: Any) -> Iterator[None]:
             signal.signal(sig, old)
 
 
+def _disarm_abort_alarm() -> None:
+    # Once a Ray driver is connected, Ray's C++ failure-signal handler (absl) sees SIGTERM first: it prints a stack,
+    # calls our handler, and arms a 3 s SIGALRM that aborts the process (no lease release, no Ray cleanup, exit
+    # -6). A graceful stop takes longer than that, so cancel the alarm.
+    if hasattr(signal, "alarm"):
+        signal.alarm(0)
+
+
 def _interrupt(signum: int, frame: Any) -> None:
+    _disarm_abort_alarm()
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 def _note(signum: int, frame: Any) -> None:
+    _disarm_abort_alarm()
     console.print(f"[yellow]{signal.Signals(signum).name}: still stopping (waiting for the runner)...[/]")
 
 
@@ -125,6 +137,15 @@ class ApiServer:
         self.server.should_exit = True
         if self.thread.is_alive():
             self.thread.join(timeout)
+
+
+def shutdown_ray() -> None:
+    """Shut down this process's Ray connection (and the local Ray it started), if Ray was ever imported."""
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        started = time.monotonic()
+        ray.shutdown()
+        logging.getLogger(__name__).info("Ray shut down in %.1f s", time.monotonic() - started)
 
 
 def make_runner(

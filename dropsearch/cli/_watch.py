@@ -53,11 +53,11 @@ def _styled(status: str) -> str:
     return f"[{_STATUS_STYLE.get(status, 'white')}]{escape(status)}[/]"
 
 
-def _trials_table(trials: list[dict[str, Any]], metric: str, best_id: str | None) -> Table:
+def _trials_table(trials: list[dict[str, Any]], best_id: str | None) -> Table:
     table = Table(expand=False, title_justify="left")
     for name, justify in (("#", "right"), ("variant", "left"), ("status", "left"), ("epochs", "right")):
         table.add_column(name, justify=justify)
-    table.add_column(f"reward ({metric})", justify="right")
+    table.add_column("reward", justify="right")
     table.add_column("node", overflow="fold")
     shown = trials[-MAX_ROWS:]
     if len(trials) > len(shown):
@@ -83,15 +83,19 @@ def render_search(search: dict[str, Any], trials: list[dict[str, Any]]) -> Rende
     )
     total = max(1, int(search["progress"]["trials_total"]))
     progress.add_task("trials", total=total, completed=min(total, int(search["progress"]["trials_done"])))
-    metric = (search.get("spec") or {}).get("objective", {}).get("metric", "reward")
-    header = f"[bold]{escape(search.get('name') or '')}[/] [dim]{search['id']}[/]  status: {_styled(search['status'])}"
+    objective = (search.get("spec") or {}).get("objective") or {}
+    metric = f"{objective.get('metric', 'reward')} ({objective.get('mode', 'max')})"
+    header = (
+        f"[bold]{escape(search.get('name') or '')}[/] [dim]{search['id']}[/]  status: {_styled(search['status'])}"
+        f"  objective: {escape(metric)}"
+    )
     best = next((t for t in trials if t["id"] == search.get("best_trial_id")), None)
     if best is None:
         best_line = "best so far: -"
     else:
         variant = (best.get("pattern") or {}).get("variant", "-")
         best_line = f"best so far: [bold]{_fmt(search.get('best_reward'))}[/] (trial {best['index']}, {variant})"
-    parts: list[RenderableType] = [header, progress, _trials_table(trials, metric, search.get("best_trial_id"))]
+    parts: list[RenderableType] = [header, progress, _trials_table(trials, search.get("best_trial_id"))]
     parts.append(best_line)
     if search.get("error"):
         parts.append(f"[red]error: {escape(str(search['error']))}[/]")

@@ -54,7 +54,8 @@ def load_spec(path: Path) -> dict[str, Any]:
     try:
         spec = SearchSpec.model_validate(raw)
     except ValidationError as exc:
-        table = Table(title=f"{path}: {exc.error_count()} invalid field(s)", title_justify="left")
+        err_console.print(f"{escape(str(path))}: {exc.error_count()} invalid field(s)", soft_wrap=True)
+        table = Table()
         table.add_column("field", style="bold")
         table.add_column("problem")
         for error in exc.errors():

@@ -48,8 +48,9 @@ def _show_urls(base_url: str, settings: Settings, runner: bool) -> None:
         f"API docs        {base_url}/docs",
         f"Ray dashboard   {settings.ray_dashboard_url}" + ("" if runner else " (no runner in this process)"),
     ]
-    if os.environ.get("RAY_AUTH_MODE", "").lower() == "token":
-        lines.append("Ray token       `ray get-auth-token` (default file ~/.ray/auth_token)")
+    if os.environ.get("RAY_AUTH_MODE", "").lower() != "disabled":  # Ray >= 2.52 local clusters use token auth
+        token_file = os.environ.get("RAY_AUTH_TOKEN_PATH") or "~/.ray/auth_token"
+        lines.append(f"Ray token       in {token_file} (or run `ray get-auth-token`); the dashboard asks for it")
     lines.append(f"data directory  {Path(settings.data_dir).resolve()}")
     console.print(Panel("\n".join(lines), title="dropsearch is serving", expand=False))
 
@@ -165,8 +166,13 @@ def _serve_until_stopped(
             console.print(f"{exc or 'interrupted'}: stopping")
         finally:
             with patient_signals():
+                t0 = time.monotonic()
                 if runner is not None:
                     runner.stop(timeout=30.0)
+                t1 = time.monotonic()
                 server.stop()
+                t2 = time.monotonic()
+                pass  # shutdown_ray()
+                console.print(f"DEBUG runner {t1-t0:.1f} server {t2-t1:.1f} ray {time.monotonic()-t2:.1f}")
     console.print("stopped")
     return code
