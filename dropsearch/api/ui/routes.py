@@ -1,0 +1,61 @@
+"""Routes of the web dashboard: two HTML pages, their static assets, and ``/`` redirecting to ``/ui/``.
+
+The pages hold no data and need no key: their scripts ask for an API key, keep it in ``sessionStorage`` and
+read everything from the authenticated ``/v1`` routes (the event stream with ``fetch``, since ``EventSource``
+cannot send an ``Authorization`` header). A strict Content-Security-Policy allows only this origin, so nothing is
+loaded from a CDN and the key can only be sent back to the API.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import FileResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+
+__all__ = ["PAGES_DIR", "SECURITY_HEADERS", "STATIC_DIR", "install_ui", "router"]
+
+PAGES_DIR = Path(__file__).with_name("pages")
+STATIC_DIR = Path(__file__).with_name("static")
+
+#: Headers of every page: same-origin only (no CDN, no inline script), not framed, no referrer, not cached.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
+        "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+router = APIRouter(include_in_schema=False)
+
+
+def _page(name: str) -> FileResponse:
+    return FileResponse(PAGES_DIR / name, media_type="text/html; charset=utf-8", headers=SECURITY_HEADERS)
+
+
+@router.get("/")
+def root() -> RedirectResponse:
+    """Send browsers to the dashboard."""
+    return RedirectResponse("/ui/", status_code=307)
+
+
+@router.get("/ui/")
+def searches_page() -> FileResponse:
+    """The caller's searches: status, progress and best reward."""
+    return _page("searches.html")
+
+
+@router.get("/ui/searches/{search_id}")
+def search_page(search_id: str) -> FileResponse:
+    """One search, followed live (the script reads the id from the URL; another owner's search shows not-found)."""
+    return _page("search.html")
+
+
+def install_ui(app: FastAPI) -> None:
+    """Add the dashboard's pages and ``/ui/static`` to ``app``."""
+    app.include_router(router)
+    app.mount("/ui/static", StaticFiles(directory=STATIC_DIR), name="ui-static")
