@@ -28,7 +28,13 @@ def runner(
     database_url: DatabaseUrlOpt = None,
 ) -> None:
     """Run searches from the database on Ray (no API) until Ctrl+C."""
-    from dropsearch.cli._process import configure_logging, interrupt_on_signals, make_runner, patient_signals
+    from dropsearch.cli._process import (
+        configure_logging,
+        interrupt_on_signals,
+        make_runner,
+        patient_signals,
+        shutdown_ray,
+    )
     from dropsearch.cli.db import open_engine
 
     settings = load_settings(data_dir=data_dir, database_url=database_url, ray_address=ray_address)
@@ -47,4 +53,5 @@ def runner(
         finally:
             with patient_signals():
                 service.stop(timeout=30.0)
+                shutdown_ray()
     console.print("stopped")

@@ -140,8 +140,8 @@ def serve(
 def _serve_until_stopped(
     server: ApiServer, runner: Runner | None, settings: Settings, base_url: str, key: str, demo: bool, keep: bool
 ) -> int:
-    """Start the server and the runner, run the demo, wait for a signal; always stop both. Returns the exit code."""
-    from dropsearch.cli._process import interrupt_on_signals, patient_signals
+    """Start the server and the runner, run the demo, wait for a signal; always stop all. Returns the exit code."""
+    from dropsearch.cli._process import interrupt_on_signals, patient_signals, shutdown_ray
 
     code = 0
     with interrupt_on_signals():
@@ -166,13 +166,9 @@ def _serve_until_stopped(
             console.print(f"{exc or 'interrupted'}: stopping")
         finally:
             with patient_signals():
-                t0 = time.monotonic()
                 if runner is not None:
                     runner.stop(timeout=30.0)
-                t1 = time.monotonic()
                 server.stop()
-                t2 = time.monotonic()
-                pass  # shutdown_ray()
-                console.print(f"DEBUG runner {t1-t0:.1f} server {t2-t1:.1f} ray {time.monotonic()-t2:.1f}")
+                shutdown_ray()
     console.print("stopped")
     return code

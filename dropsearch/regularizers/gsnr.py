@@ -188,27 +188,38 @@ def gsnr_stats(
 
     modes = _set_eval(model)
     try:
-        total = 0.0
-        n_groups = 0
-        mean = {n: torch.zeros_like(t) for n, t in selected.items()}
-        m2 = {n: torch.zeros_like(t) for n, t in selected.items()}
+        total, n_groups = 0.0, 0
+        mean: list[torch.Tensor] = []
+        m2: list[torch.Tensor] = []
         loss_sum = torch.zeros((), dtype=torch.float64, device=inputs.device)
         for xg, yg, m in _groups(inputs, targets, estimator, chunks, domains):
             grads, losses = per_group(xg, yg)
             c = xg.shape[0]
             w_b = float(c * m)
-            new_total = total + w_b
             loss_sum += losses.detach().to(torch.float64).sum() * m
-            for n, g in grads.items():  # Chan's parallel update of the weighted mean and M2
-                mu_b = g.mean(0)
-                m2_b = (g - mu_b).pow(2).sum(0) * m
-                delta = mu_b - mean[n]
-                mean[n] = mean[n] + delta * (w_b / new_total)
-                m2[n] = m2[n] + m2_b + delta.pow(2) * (total * w_b / new_total)
-            total, n_groups = new_total, n_groups + c
+            g = [grads[n] for n in names]
+            mu_b = [t[0] for t in g] if c == 1 else [t.mean(0) for t in g]
+            if c > 1:  # the spread inside this piece (per-example chunks; one micro-batch or domain has none)
+                m2_b = torch._foreach_sub(g, [t.unsqueeze(0) for t in mu_b])
+                m2_b = [t.square().sum(0) for t in m2_b]
+                torch._foreach_mul_(m2_b, float(m))
+            if not mean:  # the first piece: its statistics are the running ones (no copies)
+                mean, m2 = mu_b, m2_b if c > 1 else [torch.zeros_like(t) for t in mu_b]
+            else:  # Chan's parallel update of the weighted mean and M2, fused over all parameters
+                new_total = total + w_b
+                delta = torch._foreach_sub(mu_b, mean)
+                torch._foreach_add_(mean, delta, alpha=w_b / new_total)
+                if c > 1:
+                    torch._foreach_add_(m2, m2_b)
+                torch._foreach_addcmul_(m2, delta, delta, value=total * w_b / new_total)
+            total, n_groups = total + w_b, n_groups + c
     finally:
         _restore_modes(modes)
-    gsnr = {n: mean[n].pow(2) / (m2[n] / (n_groups - 1) + eps) for n in names}
+    torch._foreach_div_(m2, float(n_groups - 1))  # the unbiased per-example variance ...
+    torch._foreach_add_(m2, eps)  # ... plus eps: the denominator, computed in place
+    gsnr = torch._foreach_mul(mean, mean)
+    torch._foreach_div_(gsnr, m2)
+    gsnr, mean = dict(zip(names, gsnr, strict=True)), dict(zip(names, mean, strict=True))
     return GSNRStats(gsnr=gsnr, mean_grad=mean, loss=(loss_sum / total).to(mean[names[0]].dtype))
 
 
