@@ -17,7 +17,17 @@ import typer
 from rich.markup import escape
 from rich.panel import Panel
 
-from dropsearch.cli._common import EXIT_ERROR, EXIT_USAGE, DataDirOpt, api_errors, console, fail, load_settings
+from dropsearch.cli._common import (
+    EXIT_ERROR,
+    EXIT_USAGE,
+    DataDirOpt,
+    api_errors,
+    console,
+    fail,
+    key_file,
+    load_settings,
+    resolve_url,
+)
 
 if TYPE_CHECKING:
     from dropsearch.cli._process import ApiServer
@@ -109,7 +119,6 @@ def serve(
 ) -> None:
     """Run the API, a runner and a local Ray, with SQLite in the data directory (until Ctrl+C)."""
     from dropsearch.api.app import create_app
-    from dropsearch.cli._common import resolve_url
     from dropsearch.cli._process import ApiServer, configure_logging, ensure_admin_key, make_runner
     from dropsearch.cli.db import open_engine
 
@@ -126,8 +135,6 @@ def serve(
     finally:
         engine.dispose()
     if why is not None:
-        from dropsearch.cli._common import key_file
-
         _show_key(key, key_file(settings), why)
     server = ApiServer(create_app(settings, migrate=False), settings.host, settings.port, settings.log_level)
     runner = None if no_runner else make_runner(settings, ray_address=settings.ray_address, dashboard=dashboard)

@@ -95,17 +95,26 @@ def masked_weights(model: nn.Module, masks: dict[str, torch.Tensor]) -> Iterator
         name -> the saved original values of the masked entries (1-D, in mask order).
     """
     named = dict(model.named_parameters())
-    saved = {}
+    saved, index = {}, {}
     with torch.no_grad():
         for name, mask in masks.items():
-            saved[name] = named[name][mask].clone()
-            named[name][mask] = 0
+            param = named[name]
+            if param.is_contiguous():  # one nonzero() per mask; the flat view writes through to the parameter
+                index[name] = mask.reshape(-1).nonzero().squeeze(1)
+                saved[name] = param.view(-1).index_select(0, index[name])
+                param.view(-1).index_fill_(0, index[name], 0)
+            else:
+                saved[name] = param[mask].clone()
+                param[mask] = 0
     try:
         yield saved
     finally:
         with torch.no_grad():
             for name, mask in masks.items():
                 param = named[name]
-                param[mask] = saved[name]
+                if name in index:
+                    param.view(-1).index_copy_(0, index[name], saved[name])
+                else:
+                    param[mask] = saved[name]
                 if param.grad is not None:
-                    param.grad[mask] = 0
+                    param.grad.masked_fill_(mask, 0)

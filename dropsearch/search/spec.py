@@ -32,6 +32,7 @@ __all__ = [
     "ObjectiveSpec",
     "SearchSpec",
     "SEARCH_SPEC_EXAMPLE",
+    "TrainingSpec",
 ]
 
 _STRICT = ConfigDict(extra="forbid")
@@ -58,6 +59,7 @@ SEARCH_SPEC_EXAMPLE: dict[str, Any] = {
     },
     "resources": {"cpus_per_trial": 1, "gpus_per_trial": 0, "workers_per_trial": 1},
     "objective": {"metric": "val_accuracy", "mode": "max"},
+    "training": {"batch_size": 64, "lr": 0.001, "optimizer": "adam", "weight_decay": 0.0, "device": "auto"},
     "seed": 0,
 }
 
@@ -152,6 +154,7 @@ class BudgetSpec(BaseModel):
     max_concurrent: int = Field(2, ge=1, description="trials running at once; at most `trials`")
     early_stopping: Literal["none", "asha"] = "asha"
     time_limit_s: float | None = Field(None, gt=0, description="wall-clock limit of the whole search")
+    max_failures: int = Field(2, ge=0, le=10, description="retries of a trial that raised before it counts as failed")
 
     @model_validator(mode="after")
     def _concurrency(self) -> BudgetSpec:
@@ -169,6 +172,23 @@ class ResourcesSpec(BaseModel):
     cpus_per_trial: float = Field(1, gt=0)
     gpus_per_trial: float = Field(0, ge=0)
     workers_per_trial: int = Field(1, ge=1, description="> 1 trains the child with DDP")
+
+
+class TrainingSpec(BaseModel):
+    """How each child is trained (the same for every trial of a search, so rewards are comparable)."""
+
+    model_config = _STRICT
+    batch_size: int = Field(64, ge=2, le=65536, description="examples per step")
+    lr: float = Field(1e-3, gt=0, le=10, description="learning rate of the child")
+    optimizer: Literal["adam", "sgd"] = "adam"
+    weight_decay: float = Field(0.0, ge=0, le=1)
+    pretrain_epochs: int = Field(
+        0, ge=0, le=1000, description="epochs trained without the pattern first (very-large-dropout fine-tuning)"
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = the GPU Ray allocated, if any")
+    bf16: bool = Field(True, description="bfloat16 autocast on GPU")
+    channels_last: bool = Field(True, description="channels-last memory format for convnets on GPU")
+    compile: bool = Field(False, description="torch.compile the child")
 
 
 class ObjectiveSpec(BaseModel):
@@ -191,6 +211,7 @@ class SearchSpec(BaseModel):
     budget: BudgetSpec = Field(default_factory=BudgetSpec)
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
     objective: ObjectiveSpec = Field(default_factory=ObjectiveSpec)
+    training: TrainingSpec = Field(default_factory=TrainingSpec)
     seed: int = Field(0, ge=0)
 
     @model_validator(mode="after")

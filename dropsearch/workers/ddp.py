@@ -66,15 +66,19 @@ def ddp_train_loop(loop_config: dict[str, Any]) -> None:
         )
     else:
         child.optimizer = AllReduceOptimizer(child.optimizer)  # type: ignore[assignment]
+    reports = loop_config.get("reports")  # a ray.util.queue.Queue: the pool worker relays each epoch at once
     for _ in range(child.config.epochs):
         metrics = child.run_epoch()
         metrics["workers"] = world
+        if reports is not None and rank == 0:
+            reports.put(metrics)
         ray.train.report(metrics)
 
 
 def run_ddp_child(
     child: dict[str, Any],
     *,
+    reports: Any = None,
     num_workers: int,
     use_gpu: bool,
     cpus_per_worker: float = 1.0,
@@ -86,6 +90,7 @@ def run_ddp_child(
 
     Args:
         child: ``ChildConfig.to_dict()``.
+        reports: optional ``ray.util.queue.Queue`` that rank 0 puts each epoch's metrics into.
         num_workers: data-parallel workers.
         use_gpu: one GPU per worker (nccl) instead of CPU (gloo).
         cpus_per_worker: CPUs reserved per worker.
@@ -98,7 +103,7 @@ def run_ddp_child(
 
     trainer = TorchTrainer(
         ddp_train_loop,
-        train_loop_config={"child": child},
+        train_loop_config={"child": child, "reports": reports},
         torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
         scaling_config=ScalingConfig(
             num_workers=num_workers, use_gpu=use_gpu, resources_per_worker={"CPU": cpus_per_worker}

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 from typing import Any
 
 import ray
@@ -50,15 +51,57 @@ class ChildWorker:
         self._child = ChildTraining(child_config, bundle=self._bundles.get(key))
         return {"node": socket.gethostname(), "node_id": ray.get_runtime_context().get_node_id(), "pid": os.getpid()}
 
+    def start_ddp(self, config: dict[str, Any], num_workers: int, use_gpu: bool, cpus_per_worker: float) -> dict:
+        """Start a child with ``num_workers`` Ray Train workers (DDP) in a background thread of this actor.
+
+        The Train workers reserve their own CPUs/GPUs; this actor only relays rank 0's per-epoch reports.
+        """
+        from ray.util.queue import Queue
+
+        from dropsearch.workers.ddp import run_ddp_child
+
+        self._child = None
+        self._ddp_reports = Queue(maxsize=1000)
+        self._ddp_error: list[BaseException] = []
+
+        def train() -> None:
+            try:
+                result = run_ddp_child(
+                    config,
+                    reports=self._ddp_reports,
+                    num_workers=num_workers,
+                    use_gpu=use_gpu,
+                    cpus_per_worker=cpus_per_worker,
+                )
+                if result.error is not None:
+                    self._ddp_error.append(result.error)
+            except BaseException as exc:  # relayed to the driver by run_epoch
+                self._ddp_error.append(exc)
+
+        self._ddp_thread = threading.Thread(target=train, name="ddp-child", daemon=True)
+        self._ddp_thread.start()
+        return {"node": socket.gethostname(), "node_id": ray.get_runtime_context().get_node_id(), "pid": os.getpid()}
+
     def run_epoch(self) -> dict[str, Any]:
-        """Train the current child for one epoch and return its metrics."""
-        if self._child is None:
+        """Train the current child for one epoch and return its metrics (DDP: wait for rank 0's next report)."""
+        if self._child is not None:
+            return self._child.run_epoch()
+        if getattr(self, "_ddp_thread", None) is None:
             raise RuntimeError("run_epoch called before start")
-        return self._child.run_epoch()
+        from ray.util.queue import Empty
+
+        while True:
+            try:
+                return self._ddp_reports.get(timeout=0.5)
+            except Empty:
+                if not self._ddp_thread.is_alive():
+                    error = self._ddp_error[0] if self._ddp_error else None
+                    raise RuntimeError(f"DDP child ended without reporting: {error!r}") from error
 
     def release(self) -> None:
         """Drop the current child (frees its memory; the dataset stays cached)."""
         self._child = None
+        self._ddp_thread = None
 
 
 def make_worker(*, num_cpus: float, num_gpus: float, torch_threads: int | None = None) -> Any:

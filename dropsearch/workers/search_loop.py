@@ -110,15 +110,24 @@ class _PoolDriver:
 
     def _new_slot(self) -> _Slot:
         res = self.spec.resources
-        worker = make_worker(num_cpus=res.cpus_per_trial, num_gpus=res.gpus_per_trial)
+        if res.workers_per_trial > 1:  # the Ray Train workers reserve the resources; the slot only relays
+            worker = make_worker(num_cpus=0, num_gpus=0, torch_threads=1)
+        else:
+            worker = make_worker(num_cpus=res.cpus_per_trial, num_gpus=res.gpus_per_trial)
         return _Slot(worker=worker, node="")
 
     # -- one trial -------------------------------------------------------------------------------------------
     def _launch(self, slot: _Slot, trial: _Trial) -> None:
         config = replace(self.prepared.child_config(trial.pattern), attempt=trial.attempt, **self.child_overrides)
-        bundle = None if slot.has_bundle else self.bundle_ref
-        start_ref = slot.worker.start.remote(config.to_dict(), bundle)
-        slot.has_bundle = True
+        res = self.spec.resources
+        if res.workers_per_trial > 1:
+            start_ref = slot.worker.start_ddp.remote(
+                config.to_dict(), res.workers_per_trial, res.gpus_per_trial > 0, res.cpus_per_trial
+            )
+        else:
+            bundle = None if slot.has_bundle else self.bundle_ref
+            start_ref = slot.worker.start.remote(config.to_dict(), bundle)
+            slot.has_bundle = True
         slot.trial, slot.ref = trial, (start_ref, "start")
         trial.started = time.perf_counter()
         trial.trial_id = f"{trial.index}-{trial.attempt}"
@@ -249,7 +258,7 @@ def run_search(
     ray_address: str | None = None,
     num_cpus: int | None = None,
     allowed_roots: tuple[str, ...] = (),
-    max_failures: int = 2,
+    max_failures: int | None = None,
     child_overrides: dict[str, Any] | None = None,
 ) -> SearchResult:
     """Run a whole search: the entry the service's runner calls.
@@ -262,7 +271,7 @@ def run_search(
         ray_address: join this Ray cluster; ``None`` uses the running one or starts a local Ray.
         num_cpus: CPUs of an embedded local Ray.
         allowed_roots: directories dataset paths may name.
-        max_failures: retries of a trial that raised before it counts as failed.
+        max_failures: retries of a trial that raised before it counts as failed (default ``budget.max_failures``).
         child_overrides: ``ChildConfig`` fields set on every child (fault-injection drills, device, threads).
 
     Returns:
@@ -279,6 +288,8 @@ def run_search(
     controller = controller or make_controller(spec.controller, prepared.space, seed=spec.seed)
     if resume.controller_state is not None:
         controller.load_state_dict(resume.controller_state)
+    if max_failures is None:
+        max_failures = spec.budget.max_failures
     driver = _PoolDriver(prepared, controller, callbacks, resume, max_failures, child_overrides)
     batch, total = spec.controller.batch_size, spec.budget.trials
     seen = resume.trials_seen

@@ -73,10 +73,7 @@ class PreparedSearch:
     def child_config(self, pattern: dict[str, Any]) -> ChildConfig:
         """The child configuration of one trial of this search."""
         spec = self.spec
-        training = getattr(spec, "training", None)
-        extra: dict[str, Any] = {}
-        if training is not None:
-            extra = training.model_dump()
+        extra = spec.training.model_dump()
         return ChildConfig(
             model=spec.model.name,
             model_params=dict(spec.model.params),

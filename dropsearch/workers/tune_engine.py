@@ -2,8 +2,9 @@
 
 :func:`run_search` (the actor-pool engine) is the default because it pays no per-trial start-up; this engine is
 for what Tune does best: ``Tuner.restore`` of an interrupted experiment, per-epoch checkpoints in Tune's storage,
-and children with several workers (a Ray Train ``TorchTrainer`` inside the trial, reporting through Tune's
-``TuneReportCallback``). Both engines train children with the same :class:`~dropsearch.workers.train.ChildTraining`
+and Tune's own tooling. Children with several workers (DDP) run on the pool engine, whose worker starts a Ray
+Train ``TorchTrainer`` per child. Both engines train children with the same
+:class:`~dropsearch.workers.train.ChildTraining`
 and emit the same events.
 """
 
@@ -40,20 +41,6 @@ def tune_child(config: dict[str, Any], bundle: Any = None, base: dict[str, Any] 
     from dropsearch.workers.train import ChildTraining
 
     child_config = ChildConfig.from_dict({**(base or {}), "pattern": config["pattern"]})
-    workers = int(config.get("workers", 1))
-    if workers > 1:
-        from ray.tune.integration.ray_train import TuneReportCallback
-
-        from dropsearch.workers.ddp import run_ddp_child
-
-        run_ddp_child(
-            child_config.to_dict(),
-            num_workers=workers,
-            use_gpu=float(config.get("gpus", 0)) > 0,
-            callbacks=[TuneReportCallback()],
-            name=f"ddp-{tune.get_context().get_trial_id()}",
-        )
-        return
     child = ChildTraining(child_config, bundle=bundle)
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
@@ -64,6 +51,31 @@ def tune_child(config: dict[str, Any], bundle: Any = None, base: dict[str, Any] 
         with tempfile.TemporaryDirectory() as path:
             torch.save(child.state_dict(), os.path.join(path, "child.pt"))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(path))
+
+
+class _UpdateSink:
+    """A picklable ``on_update`` hook: Tune copies the searcher (and so its hook) when it starts the experiment,
+    so the hook carries only a key into a registry of this driver process.
+    """
+
+    _registry: dict[str, Any] = {}
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    @classmethod
+    def register(cls, fn: Any) -> _UpdateSink:
+        key = f"{os.getpid()}-{id(fn)}-{time.perf_counter_ns()}"
+        cls._registry[key] = fn
+        return cls(key)
+
+    def unregister(self) -> None:
+        self._registry.pop(self.key, None)
+
+    def __call__(self, stats: dict[str, float], controller: BaseController) -> None:
+        fn = self._registry.get(self.key)
+        if fn is not None:
+            fn(stats, controller)
 
 
 class _EventsCallback(tune.Callback):
@@ -155,15 +167,20 @@ def run_search_with_tune(
     controller = controller or make_controller(spec.controller, prepared.space, seed=spec.seed)
     res = spec.resources
 
-    def on_update(stats: dict[str, float], ctrl: BaseController) -> None:
-        callbacks.emit(ControllerUpdated(ctrl.n_updates, len(ctrl.history), stats, ctrl.state_dict()))
+    updates: list[ControllerUpdated] = []
 
+    def on_update(stats: dict[str, float], ctrl: BaseController) -> None:
+        event = ControllerUpdated(ctrl.n_updates, len(ctrl.history), stats, ctrl.state_dict())
+        updates.append(event)
+        callbacks.emit(event)
+
+    sink = _UpdateSink.register(on_update)
     searcher = ControllerSearcher(
         controller,
         prepared.space,
         batch_size=spec.controller.batch_size,
         max_trials=spec.budget.trials,
-        on_update=on_update,
+        on_update=sink,
     )
     scheduler = None
     if spec.budget.early_stopping == "asha" and spec.budget.epochs_per_trial > 1:
@@ -171,9 +188,9 @@ def run_search_with_tune(
             time_attr="epoch", max_t=spec.budget.epochs_per_trial, grace_period=1, reduction_factor=2
         )
     base = prepared.child_config({"variant": "none"}).to_dict()
-    trial_resources: dict[str, float] = {"cpu": res.cpus_per_trial, "gpu": res.gpus_per_trial}
     if res.workers_per_trial > 1:
-        trial_resources = {"cpu": 0.01, "gpu": 0}  # the TorchTrainer inside reserves the workers
+        raise ValueError("resources.workers_per_trial > 1 runs on the pool engine (dropsearch.workers.run_search)")
+    trial_resources: dict[str, float] = {"cpu": res.cpus_per_trial, "gpu": res.gpus_per_trial}
     trainable = tune.with_resources(
         tune.with_parameters(tune_child, bundle=prepared.bundle, base=base), trial_resources
     )
@@ -181,7 +198,6 @@ def run_search_with_tune(
     start = time.perf_counter()
     tuner = tune.Tuner(
         trainable,
-        param_space={"workers": res.workers_per_trial, "gpus": res.gpus_per_trial},
         tune_config=tune.TuneConfig(
             search_alg=searcher,
             scheduler=scheduler,
@@ -189,7 +205,7 @@ def run_search_with_tune(
             mode=spec.objective.mode,
             num_samples=spec.budget.trials,
             max_concurrent_trials=spec.budget.max_concurrent,
-            reuse_actors=res.workers_per_trial == 1,
+            reuse_actors=True,
             time_budget_s=spec.budget.time_limit_s,
         ),
         run_config=tune.RunConfig(
@@ -200,7 +216,10 @@ def run_search_with_tune(
             verbose=0,
         ),
     )
-    tuner.fit()
+    try:
+        tuner.fit()
+    finally:
+        sink.unregister()
     scored = [t for t in events.finished if t.reward is not None]
     best = max(scored, key=lambda t: t.reward, default=None)
     return SearchResult(
@@ -209,6 +228,6 @@ def run_search_with_tune(
         best_index=best.index if best else None,
         best_reward=best.reward if best else None,
         best_pattern=events.patterns.get(best.index) if best else None,
-        updates=controller.n_updates,
+        updates=updates[-1].updates if updates else 0,
         wall_s=time.perf_counter() - start,
     )

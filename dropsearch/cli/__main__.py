@@ -1,0 +1,5 @@
+"""``python -m dropsearch.cli``: the same as the ``dropsearch`` command."""
+
+from dropsearch.cli import main
+
+main()

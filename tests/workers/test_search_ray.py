@@ -1,0 +1,152 @@
+"""Searches on a real local Ray: the actor-pool engine, the Tune engine, ASHA, retries, DDP children."""
+
+from __future__ import annotations
+
+import pytest
+
+from dropsearch.search.spec import SearchSpec
+from dropsearch.workers.events import SearchCallbacks
+from dropsearch.workers.search_loop import run_search
+from dropsearch.workers.setup import InsufficientResourcesError
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_ray():
+    import ray
+
+    ray.shutdown()
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def _spec(**overrides) -> SearchSpec:
+    body = {
+        "model": {"name": "convnet", "params": {"widths": [8, 16]}},
+        "dataset": {"name": "digits"},
+        "space": {"variants": ["bernoulli", "dropblock", "autodropout", "ydrop"], "rates": [0.0, 0.2, 0.5]},
+        "controller": {"name": "reinforce", "batch_size": 4},
+        "budget": {"trials": 8, "epochs_per_trial": 2, "max_concurrent": 2, "early_stopping": "none"},
+    }
+    for key, value in overrides.items():
+        body[key] = {**body.get(key, {}), **value} if isinstance(value, dict) else value
+    return SearchSpec.model_validate(body)
+
+
+class Recorder(SearchCallbacks):
+    def __init__(self):
+        super().__init__()
+        self.events = []
+        self.on_trial_started = self.events.append
+        self.on_epoch = self.events.append
+        self.on_trial_finished = self.events.append
+        self.on_controller_updated = self.events.append
+
+    def of(self, kind):
+        return [e for e in self.events if type(e).__name__ == kind]
+
+
+def test_pool_search_runs_every_trial_with_per_epoch_metrics_and_updates_the_controller():
+    rec = Recorder()
+    result = run_search(_spec(), callbacks=rec)
+    assert result.status == "succeeded"
+    finished = rec.of("TrialFinished")
+    assert sorted(t.index for t in finished) == list(range(8))
+    for trial in finished:
+        assert trial.status == "succeeded"
+        assert [m["epoch"] for m in trial.metrics] == [1, 2]
+        assert trial.reward == trial.metrics[-1]["val_accuracy"]
+    assert len(rec.of("EpochReported")) == 16
+    updates = rec.of("ControllerUpdated")
+    assert [u.updates for u in updates] == [1, 2] and [u.trials_seen for u in updates] == [4, 8]
+    assert result.best_reward == max(t.reward for t in finished)
+    assert result.best_pattern["variant"] in ("bernoulli", "dropblock", "autodropout", "ydrop")
+
+
+def test_asha_stops_weak_trials_early():
+    rec = Recorder()
+    spec = _spec(budget={"trials": 8, "epochs_per_trial": 4, "early_stopping": "asha"})
+    run_search(spec, callbacks=rec)
+    finished = rec.of("TrialFinished")
+    stopped = [t for t in finished if t.status == "stopped"]
+    assert stopped, [t.status for t in finished]
+    for t in stopped:
+        assert len(t.metrics) < 4 and t.reward is not None
+    assert any(len(t.metrics) == 4 for t in finished)
+
+
+def test_a_trial_that_raises_is_retried_then_reported_failed_and_the_search_goes_on():
+    rec = Recorder()
+    result = run_search(
+        _spec(budget={"trials": 4}),
+        callbacks=rec,
+        max_failures=1,
+        child_overrides={"inject_failure_at_epoch": 2},
+    )
+    starts = rec.of("TrialStarted")
+    assert sorted((s.index, s.attempt) for s in starts) == [(i, a) for i in range(4) for a in (1, 2)]
+    finished = rec.of("TrialFinished")
+    assert sorted(t.index for t in finished) == [0, 1, 2, 3]
+    assert all(t.status == "failed" and "injected failure" in t.error for t in finished)
+    assert result.status == "succeeded" and result.updates == 0
+
+
+def test_a_trial_that_fails_once_succeeds_on_its_retry():
+    rec = Recorder()
+    run_search(
+        _spec(budget={"trials": 2}),
+        callbacks=rec,
+        max_failures=2,
+        child_overrides={"inject_failure_at_epoch": 1, "inject_failure_attempts": 1},
+    )
+    finished = rec.of("TrialFinished")
+    assert all(t.status == "succeeded" for t in finished)
+    assert max(s.attempt for s in rec.of("TrialStarted")) == 2
+
+
+def test_cancel_stops_running_trials_and_keeps_finished_ones():
+    rec = Recorder()
+    rec.should_cancel = lambda: len(rec.of("TrialFinished")) >= 2
+    result = run_search(_spec(budget={"trials": 8, "epochs_per_trial": 3}), callbacks=rec)
+    assert result.status == "cancelled"
+    statuses = [t.status for t in rec.of("TrialFinished")]
+    assert statuses.count("succeeded") >= 2 and len(statuses) < 8
+
+
+def test_more_gpus_per_trial_than_the_cluster_has_is_refused_before_any_trial():
+    rec = Recorder()
+    with pytest.raises(InsufficientResourcesError, match="gpus_per_trial"):
+        run_search(_spec(resources={"gpus_per_trial": 1}), callbacks=rec)
+    assert rec.events == []
+
+
+def test_tune_engine_runs_8_trials_with_asha_and_per_epoch_metrics(tmp_path):
+    from dropsearch.workers.tune_engine import run_search_with_tune
+
+    rec = Recorder()
+    spec = _spec(budget={"trials": 8, "epochs_per_trial": 3, "early_stopping": "asha"})
+    result = run_search_with_tune(spec, callbacks=rec, storage_path=str(tmp_path))
+    finished = rec.of("TrialFinished")
+    assert sorted(t.index for t in finished) == list(range(8))
+    for t in finished:
+        assert [m["epoch"] for m in t.metrics] == list(range(1, len(t.metrics) + 1))
+        assert t.status in ("succeeded", "stopped") and t.reward is not None
+    assert any(t.status == "stopped" for t in finished)
+    assert len(rec.of("ControllerUpdated")) == 2
+    assert result.best_pattern is not None
+
+
+def test_ddp_child_with_two_workers_reports_once_per_epoch():
+    rec = Recorder()
+    spec = _spec(
+        budget={"trials": 1, "epochs_per_trial": 2, "max_concurrent": 1},
+        controller={"batch_size": 1},
+        resources={"cpus_per_trial": 0.5, "workers_per_trial": 2},
+    )
+    run_search(spec, callbacks=rec)
+    epochs = rec.of("EpochReported")
+    assert [e.metrics["epoch"] for e in epochs] == [1, 2]
+    assert all(e.metrics["workers"] == 2 for e in epochs)
+    assert rec.of("TrialFinished")[0].status == "succeeded"
