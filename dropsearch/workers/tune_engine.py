@@ -178,6 +178,8 @@ def run_search_with_tune(
     searcher = ControllerSearcher(
         controller,
         prepared.space,
+        metric=spec.objective.metric,
+        mode=spec.objective.mode,
         batch_size=spec.controller.batch_size,
         max_trials=spec.budget.trials,
         on_update=sink,
