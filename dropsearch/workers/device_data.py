@@ -7,6 +7,7 @@ selections of one permutation per epoch.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -17,14 +18,33 @@ from dropsearch.workers.datasets import DatasetBundle
 __all__ = ["DeviceData", "resolve_device"]
 
 
+def _ray_worker_gpus() -> int | None:
+    """How many GPUs Ray granted this process when it is a Ray worker (task or actor); ``None`` elsewhere.
+
+    Ray >= 2.49 no longer sets ``CUDA_VISIBLE_DEVICES=""`` for a worker granted no GPU (ray-project/ray#54868):
+    without this check a CPU trial on a GPU node would see every GPU and train on ``cuda:0`` unreserved.
+    """
+    ray = sys.modules.get("ray")
+    if ray is None or not ray.is_initialized():
+        return None
+    from ray._private.worker import WORKER_MODE, global_worker
+
+    if global_worker.mode != WORKER_MODE:
+        return None
+    return len(ray.get_gpu_ids())
+
+
 def resolve_device(requested: str = "auto") -> str:
-    """``"cuda"`` when requested or when ``"auto"`` and a GPU is visible (Ray sets CUDA_VISIBLE_DEVICES), else cpu.
+    """``"cuda"`` when requested or when ``"auto"`` and a GPU is visible (in a Ray worker: granted), else cpu.
 
     Raises:
         ValueError: naming the value when it is not ``auto``, ``cpu``, ``cuda`` or ``cuda:N``, or when CUDA is
             requested on a machine without it.
     """
     if requested == "auto":
+        granted = _ray_worker_gpus()
+        if granted is not None:
+            return "cuda" if granted and torch.cuda.is_available() else "cpu"
         return "cuda" if torch.cuda.is_available() and os.environ.get("CUDA_VISIBLE_DEVICES", "x") != "" else "cpu"
     if requested == "cpu":
         return "cpu"
@@ -73,9 +93,14 @@ class DeviceData:
             yield self.x_train.index_select(0, idx), self.y_train.index_select(0, idx)
 
     def shard(self, rank: int, world: int) -> None:
-        """Keep every ``world``-th training example starting at ``rank`` (data-parallel children)."""
-        self.x_train = self.x_train[rank::world]
-        self.y_train = self.y_train[rank::world]
+        """Keep every ``world``-th training example starting at ``rank`` (data-parallel children).
+
+        Every rank keeps the same number of examples (the last ``N % world`` are dropped): ranks with different
+        batch counts per epoch would wait forever in DDP's gradient all-reduce.
+        """
+        n = len(self.x_train) // world * world
+        self.x_train = self.x_train[rank:n:world]
+        self.y_train = self.y_train[rank:n:world]
 
     def eval_sets(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """``{"val": (x, y), "heldout": (x, y)}`` (held-out only for datasets with held-out domains)."""

@@ -81,6 +81,8 @@ class ChildTraining:
         if self.applied.pattern.variant == "largedrop":
             self.optimizer = _make_optimizer(self.model, config)  # fresh moments for the fine-tuning phase
         self.forward_model: nn.Module = torch.compile(self.model) if config.compile else self.model
+        if config.compile and self.applied.helper is None:
+            self.applied.model = self.forward_model  # the plain training step runs the compiled model too
 
     def _autocast(self) -> Any:
         if self.device.type == "cuda" and self.config.bf16:
@@ -108,16 +110,18 @@ class ChildTraining:
         cfg = self.config
         if cfg.inject_failure_at_epoch == self.epoch and cfg.attempt <= cfg.inject_failure_attempts:
             raise RuntimeError(f"injected failure at epoch {self.epoch}")
-        start, seen, total_loss = time.perf_counter(), 0, 0.0
+        start, seen = time.perf_counter(), 0
+        total_loss = torch.zeros((), device=self.device)  # summed on the device: no host sync per step
         for x, y in self.data.train_batches(self.config.batch_size, self.generator):
             with self._autocast():
                 loss = self.applied.training_step(x, y, self.loss_fn, optimizer=self.optimizer)
-            total_loss += float(loss) * len(x)
+            total_loss += loss.detach().float() * len(x)
             seen += len(x)
+        train_loss = float(total_loss) / max(seen, 1)
         train_s = time.perf_counter() - start
         metrics: dict[str, Any] = {
             "epoch": self.epoch,
-            "train_loss": total_loss / max(seen, 1),
+            "train_loss": train_loss,
             "samples_per_s": seen / max(train_s, 1e-9),
             "train_s": train_s,
         }

@@ -54,8 +54,9 @@ def tune_child(config: dict[str, Any], bundle: Any = None, base: dict[str, Any] 
 
 
 class _UpdateSink:
-    """A picklable ``on_update`` hook: Tune copies the searcher (and so its hook) when it starts the experiment,
-    so the hook carries only a key into a registry of this driver process.
+    """A picklable ``on_update`` hook that carries only a key into a registry of this driver process.
+
+    Tune copies the searcher (and so its hook) when it starts the experiment.
     """
 
     _registry: dict[str, Any] = {}
