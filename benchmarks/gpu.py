@@ -8,18 +8,15 @@ Three measurements, printed as one JSON document:
    :class:`~dropsearch.workers.pool.ChildWorker` started with the options of
    :func:`~dropsearch.workers.pool.make_worker` (one GPU, or one CPU with ``--device cpu``) and given the dataset
    through the object store, as a search does. The step is the body of ``ChildTraining.run_epoch``: fetch the next
-   batch on the device, then ``applied.training_step`` under autocast with the optimizer step. Each step is timed
-   alone (device synchronized before and after). After ``--warmup`` steps on each side, ``--rounds`` rounds run
-   in turn (bare block, Ray block: never both at once on the device, and drift hits both alike);
-   ``ratio = median(ray) / median(bare)``, target <= 1.05 on the same GPU (Ray sets ``CUDA_VISIBLE_DEVICES`` to
-   the GPU it grants; on a one-GPU machine that is the GPU the bare loop uses).
-2. ``child_epoch``: whole epochs through the public entry (``run_epoch``: the step loop plus evaluation), the
-   ``train_s`` of each side and their ratio.
-3. ``regularizers``: :func:`benchmarks.regularizers.run` on the same device (every variant's step time over
-   plain dropout, and its peak memory).
+   batch on the device, then ``applied.training_step`` under autocast with the optimizer step, each step timed
+   alone (device synchronized). After ``--warmup`` steps per side, ``--rounds`` alternating blocks (bare, then
+   Ray: never both at once, and drift hits both alike); ``ratio = median(ray) / median(bare)``, target <= 1.05
+   on the same GPU (Ray's ``CUDA_VISIBLE_DEVICES`` names the GPU it grants: on one-GPU machines the bare one).
+2. ``child_epoch``: whole ``run_epoch`` calls (step loop plus evaluation) each side: ``train_s`` and their ratio.
+3. ``regularizers``: ``benchmarks/regularizers.py``'s ``run`` on the same device (variant step-time ratios, memory).
 
-GPU memory: peak ``torch.cuda.max_memory_allocated`` of the timed steps on each side, and the device's total.
-On the CPU the memory fields are ``null`` (the regularizer part counts live tensor bytes instead).
+``gpu_memory``: peak ``torch.cuda.max_memory_allocated`` of the timed steps per side and the device's total
+(``null`` on the CPU, where the regularizer part counts live tensor bytes instead).
 
 Usage::
 
@@ -169,12 +166,11 @@ def bench_child(config: ChildConfig, *, steps: int, warmup: int, rounds: int, ep
         .remote(threads)
     )
     where = ray.get(actor.start.remote(config.to_dict(), ray.put(bundle)))
-    per_round = max(1, steps // rounds)
     bare_runs = [time_steps(bare, 0, warmup)]
     ray_runs = [ray.get(actor.time_steps.remote(0, warmup))]
-    for _ in range(rounds):
-        bare_runs.append(time_steps(bare, per_round))
-        ray_runs.append(ray.get(actor.time_steps.remote(per_round)))
+    for block in (steps // rounds + (i < steps % rounds) for i in range(rounds)):
+        bare_runs.append(time_steps(bare, block))
+        ray_runs.append(ray.get(actor.time_steps.remote(block)))
     bare_times = [t for run in bare_runs for t in run["times"]]
     ray_times = [t for run in ray_runs for t in run["times"]]
     bare_epochs, ray_epochs = [], []
@@ -188,31 +184,25 @@ def bench_child(config: ChildConfig, *, steps: int, warmup: int, rounds: int, ep
         return round(max(values), 2) if values else None
 
     ratio = statistics.median(ray_times) / statistics.median(bare_times)
+    total_mb = round(torch.cuda.get_device_properties(bare.device).total_memory / 2**20, 1) if cuda else None
+    step = {"bare_ms": _ms(bare_times), "ray_ms": _ms(ray_times), "ratio": round(ratio, 4), "target": TARGET_RATIO}
+    step["pass"], step["steps"] = ratio <= TARGET_RATIO, len(bare_times)
+    step["bare_min_ms"], step["ray_min_ms"] = round(1e3 * min(bare_times), 4), round(1e3 * min(ray_times), 4)
     return {
-        "child_step": {
-            "bare_ms": _ms(bare_times),
-            "ray_ms": _ms(ray_times),
-            "ratio": round(ratio, 4),
-            "target": TARGET_RATIO,
-            "pass": ratio <= TARGET_RATIO,
-            "steps": len(bare_times),
-            "bare_min_ms": round(1e3 * min(bare_times), 4),
-            "ray_min_ms": round(1e3 * min(ray_times), 4),
-        },
+        "child_step": step,
         "child_epoch": {
             "bare_train_s": round(statistics.median(bare_epochs), 4),
             "ray_train_s": round(statistics.median(ray_epochs), 4),
             "ratio": round(statistics.median(ray_epochs) / statistics.median(bare_epochs), 4),
             "epochs": epochs,
         },
-        "gpu_memory": {
-            "device_total_mb": round(torch.cuda.get_device_properties(bare.device).total_memory / 2**20, 1)
-            if cuda
-            else None,
-            "bare_peak_mb": peak(bare_runs),
-            "ray_peak_mb": peak(ray_runs),
+        "gpu_memory": {"device_total_mb": total_mb, "bare_peak_mb": peak(bare_runs), "ray_peak_mb": peak(ray_runs)},
+        "bare": {"pid": os.getpid(), "device": bare_runs[-1]["device"]},
+        "ray_worker": {
+            **where,
+            "device": ray_runs[-1]["device"],
+            "cuda_visible_devices": ray_runs[-1]["cuda_visible_devices"],
         },
-        "ray_worker": {**where, "cuda_visible_devices": ray_runs[-1]["cuda_visible_devices"]},
     }
 
 
@@ -250,20 +240,10 @@ def run(
         "torch": torch.__version__,
         "ray": ray.__version__,
         "machine": bench.machine_info(torch.device(device)),
-        "config": {
-            "model": model,
-            "dataset": {"synthetic": config.dataset_params},
-            "batch_size": config.batch_size,
-            "steps": steps,
-            "warmup": warmup,
-            "rounds": rounds,
-            "threads": threads,
-            "bf16": config.bf16,
-            "channels_last": config.channels_last,
-            "compile": compile,
-            "quick": quick,
-        },
+        "config": {"model": model, "dataset": {"synthetic": config.dataset_params}, "batch_size": config.batch_size},
     }
+    result["config"].update(steps=steps, warmup=warmup, rounds=rounds, threads=threads, quick=quick)
+    result["config"].update(bf16=config.bf16, channels_last=config.channels_last, compile=compile)
     own_ray = not ray.is_initialized() and ray_address is None
     ensure_ray(ray_address, num_cpus=max(2, threads) if own_ray else None)
     try:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = ["Settings", "get_settings"]
 
@@ -33,7 +34,7 @@ class Settings(BaseSettings):
     max_trials: int = Field(1000, ge=1, description="Cap on budget.trials of one search.")
     max_epochs_per_trial: int = Field(200, ge=1, description="Cap on budget.epochs_per_trial.")
     max_request_bytes: int = Field(1_000_000, ge=1024, description="Largest accepted request body.")
-    dataset_roots: list[Path] = Field(
+    dataset_roots: Annotated[list[Path], NoDecode] = Field(
         default_factory=list, description="Directories that dataset paths (image-folder, cifar10, text) may name."
     )
     heartbeat_s: float = Field(5.0, gt=0, description="Runner lease heartbeat interval.")
@@ -45,7 +46,12 @@ class Settings(BaseSettings):
     @classmethod
     def _split_roots(cls, value: object) -> object:
         if isinstance(value, str):
-            return [part for part in value.replace(",", ":").split(":") if part]
+            text = value.strip()
+            if text.startswith("["):
+                import json
+
+                return json.loads(text)
+            return [part for part in text.replace(",", ":").split(":") if part]
         return value
 
     @property

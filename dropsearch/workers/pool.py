@@ -18,7 +18,7 @@ from typing import Any
 
 import ray
 
-__all__ = ["ChildWorker", "make_worker"]
+__all__ = ["ChildWorker", "WarmPool", "make_worker", "warm_pool"]
 
 
 class ChildWorker:
@@ -98,6 +98,10 @@ class ChildWorker:
                     error = self._ddp_error[0] if self._ddp_error else None
                     raise RuntimeError(f"DDP child ended without reporting: {error!r}") from error
 
+    def ping(self) -> bool:
+        """Liveness check used before a warm worker is reused."""
+        return True
+
     def release(self) -> None:
         """Drop the current child (frees its memory; the dataset stays cached)."""
         self._child = None
@@ -112,3 +116,74 @@ def make_worker(*, num_cpus: float, num_gpus: float, torch_threads: int | None =
     remote_cls = ray.remote(ChildWorker)
     threads = torch_threads or max(1, int(num_cpus))
     return remote_cls.options(num_cpus=num_cpus, num_gpus=num_gpus, max_restarts=0).remote(threads)
+
+
+def _kill_quietly(worker: Any) -> None:
+    try:
+        ray.kill(worker, no_restart=True)
+    except Exception:  # already gone
+        pass
+
+
+class WarmPool:
+    """Idle :class:`ChildWorker` actors kept between searches.
+
+    A runner so pays worker start-up (a process and ``import torch``, 2-4 s) once per slot, not once per search.
+
+    Workers are keyed by their resources; the pool is bound to the Ray job that made them (a new ``ray.init``
+    starts an empty pool). A worker is pinged before reuse; a dead one is dropped.
+    """
+
+    def __init__(self, max_idle: int = 8) -> None:
+        self.max_idle = max_idle
+        self._idle: dict[tuple[float, float], list[Any]] = {}
+        self._job: str | None = None
+
+    def _check_job(self) -> None:
+        context = ray.get_runtime_context()
+        job = f"{context.get_job_id()}@{context.get_node_id()}"  # job ids repeat across ray.init sessions
+        if job != self._job:
+            self._idle, self._job = {}, job
+
+    def take(self, *, num_cpus: float, num_gpus: float) -> Any:
+        """An idle worker with these resources, or a new one."""
+        self._check_job()
+        for key in [k for k in self._idle if k != (num_cpus, num_gpus)]:  # free what other shapes reserve
+            for worker in self._idle.pop(key):
+                ray.kill(worker, no_restart=True)
+        idle = self._idle.get((num_cpus, num_gpus), [])
+        while idle:
+            worker = idle.pop()
+            try:
+                ray.get(worker.ping.remote(), timeout=10)
+                return worker
+            except Exception:  # dead or hung: drop it and try the next one
+                _kill_quietly(worker)
+        if num_cpus == 0 and num_gpus == 0:
+            return make_worker(num_cpus=0, num_gpus=0, torch_threads=1)
+        return make_worker(num_cpus=num_cpus, num_gpus=num_gpus)
+
+    def give_back(self, worker: Any, *, num_cpus: float, num_gpus: float) -> None:
+        """Keep an idle worker for the next search (or kill it when the pool is full)."""
+        self._check_job()
+        idle = self._idle.setdefault((num_cpus, num_gpus), [])
+        if sum(len(v) for v in self._idle.values()) >= self.max_idle:
+            ray.kill(worker, no_restart=True)
+            return
+        worker.release.remote()
+        idle.append(worker)
+
+    def clear(self) -> None:
+        """Kill every idle worker (frees their CPUs/GPUs for other Ray jobs)."""
+        for workers in self._idle.values():
+            for worker in workers:
+                ray.kill(worker, no_restart=True)
+        self._idle = {}
+
+
+_WARM_POOL = WarmPool()
+
+
+def warm_pool() -> WarmPool:
+    """The process-wide pool of idle workers."""
+    return _WARM_POOL

@@ -33,7 +33,7 @@ from dropsearch.workers.events import (
     TrialFinished,
     TrialStarted,
 )
-from dropsearch.workers.pool import make_worker
+from dropsearch.workers.pool import make_worker, warm_pool
 from dropsearch.workers.setup import PreparedSearch, check_resources, ensure_ray, prepare_search
 
 __all__ = ["run_search", "reward_of"]
@@ -79,6 +79,7 @@ class _PoolDriver:
         resume: ResumeState,
         max_failures: int,
         child_overrides: dict[str, Any] | None = None,
+        slots: int | None = None,
     ) -> None:
         import ray
 
@@ -89,7 +90,8 @@ class _PoolDriver:
         self.child_overrides = dict(child_overrides or {})
         self.bundle_ref = ray.put(prepared.bundle)
         self.scheduler = self._make_scheduler()
-        self.slots = [self._new_slot() for _ in range(self.spec.budget.max_concurrent)]
+        concurrent = min(self.spec.budget.max_concurrent, slots or self.spec.budget.max_concurrent)
+        self.slots = [self._new_slot() for _ in range(concurrent)]  # never more than the cluster can place
         self.finished: list[TrialFinished] = []
         self.best: tuple[float, int, dict[str, Any]] | None = None
         self.start = time.perf_counter()
@@ -108,12 +110,15 @@ class _PoolDriver:
             reduction_factor=2,
         )
 
-    def _new_slot(self) -> _Slot:
+    def _slot_resources(self) -> dict[str, float]:
         res = self.spec.resources
         if res.workers_per_trial > 1:  # the Ray Train workers reserve the resources; the slot only relays
-            worker = make_worker(num_cpus=0, num_gpus=0, torch_threads=1)
-        else:
-            worker = make_worker(num_cpus=res.cpus_per_trial, num_gpus=res.gpus_per_trial)
+            return {"num_cpus": 0, "num_gpus": 0}
+        return {"num_cpus": res.cpus_per_trial, "num_gpus": res.gpus_per_trial}
+
+    def _new_slot(self, *, fresh: bool = False) -> _Slot:
+        resources = self._slot_resources()
+        worker = make_worker(**resources) if fresh else warm_pool().take(**resources)
         return _Slot(worker=worker, node="")
 
     # -- one trial -------------------------------------------------------------------------------------------
@@ -186,7 +191,7 @@ class _PoolDriver:
         assert trial is not None
         if isinstance(exc, self.ray.exceptions.RayActorError):  # the worker process died: replace it
             self.ray.kill(slot.worker, no_restart=True)
-            fresh = self._new_slot()
+            fresh = self._new_slot(fresh=True)
             slot.worker, slot.has_bundle = fresh.worker, False
         if self.scheduler is not None:
             self.scheduler.on_trial_remove(None, _SchedulerTrial(trial.trial_id))
@@ -233,13 +238,21 @@ class _PoolDriver:
     def _stop_running(self) -> None:
         for slot in self.slots:
             if slot.trial is not None:
-                self.ray.cancel(slot.ref[0], force=False)
+                worker = slot.worker
                 self._finish(slot, "cancelled")
+                self.ray.kill(worker, no_restart=True)  # stops the epoch in flight; never reused
+                slot.worker = None
         self.pending.clear()
 
     def shutdown(self) -> None:
+        """Idle workers go back to the warm pool for the next search; busy ones (cancelled) are killed."""
         for slot in self.slots:
-            self.ray.kill(slot.worker, no_restart=True)
+            if slot.worker is None:
+                continue
+            if slot.trial is None:
+                warm_pool().give_back(slot.worker, **self._slot_resources())
+            else:
+                self.ray.kill(slot.worker, no_restart=True)
 
 
 @dataclass(frozen=True)
@@ -283,14 +296,14 @@ def run_search(
     callbacks = callbacks or SearchCallbacks()
     resume = resume or ResumeState()
     ensure_ray(ray_address, num_cpus=num_cpus)
-    check_resources(spec)
+    capacity = check_resources(spec)
     prepared = prepare_search(spec, allowed_roots=allowed_roots)
     controller = controller or make_controller(spec.controller, prepared.space, seed=spec.seed)
     if resume.controller_state is not None:
         controller.load_state_dict(resume.controller_state)
     if max_failures is None:
         max_failures = spec.budget.max_failures
-    driver = _PoolDriver(prepared, controller, callbacks, resume, max_failures, child_overrides)
+    driver = _PoolDriver(prepared, controller, callbacks, resume, max_failures, child_overrides, slots=capacity)
     batch, total = spec.controller.batch_size, spec.budget.trials
     seen = resume.trials_seen
     status = "succeeded"

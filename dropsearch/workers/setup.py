@@ -40,24 +40,54 @@ def ensure_ray(address: str | None = None, *, num_cpus: int | None = None, dashb
         ray.init(num_cpus=num_cpus, include_dashboard=dashboard, log_to_driver=False)
 
 
-def check_resources(spec: SearchSpec) -> None:
+def _node_capacities() -> list[dict[str, float]]:
+    import ray
+
+    return [dict(n.get("Resources", {})) for n in ray.nodes() if n.get("Alive")]
+
+
+def check_resources(spec: SearchSpec) -> int:
     """Refuse a spec whose single trial cannot fit on the cluster (it would wait forever).
+
+    A one-worker trial must fit on one node; a DDP trial's workers may spread over nodes but each needs a whole
+    GPU when GPUs are asked for (nccl runs one rank per GPU).
+
+    Returns:
+        How many trials of this spec the cluster can run at once (at least 1): the search runs at most that many
+        concurrently, so no slot waits for resources that never come.
 
     Raises:
         InsufficientResourcesError: naming the resource, what one trial asks for, and what the cluster has.
     """
-    import ray
-
-    have = ray.cluster_resources()
     res = spec.resources
     workers = res.workers_per_trial
-    asks = {"CPU": res.cpus_per_trial * workers, "GPU": res.gpus_per_trial * workers}
-    for name, field in (("CPU", "cpus_per_trial"), ("GPU", "gpus_per_trial")):
-        if asks[name] > have.get(name, 0.0) + 1e-9:
+    if workers > 1 and res.gpus_per_trial not in (0, 1):
+        raise InsufficientResourcesError(
+            f"resources.gpus_per_trial: with workers_per_trial={workers} each DDP worker takes one whole GPU; "
+            f"use 0 or 1, got {res.gpus_per_trial:g}"
+        )
+    nodes = _node_capacities()
+    asks = {"CPU": res.cpus_per_trial, "GPU": res.gpus_per_trial}
+    fields = {"CPU": "cpus_per_trial", "GPU": "gpus_per_trial"}
+    fits = []  # how many workers each node can hold
+    for node in nodes:
+        per_node = [int(node.get(k, 0.0) / v + 1e-9) for k, v in asks.items() if v > 0]
+        fits.append(min(per_node) if per_node else 1_000_000)
+    for name, value in asks.items():
+        total = sum(node.get(name, 0.0) for node in nodes)
+        biggest = max((node.get(name, 0.0) for node in nodes), default=0.0)
+        if value * workers > total + 1e-9 or (value > biggest + 1e-9):
             raise InsufficientResourcesError(
-                f"resources.{field}: one trial needs {asks[name]:g} {name} ({workers} worker(s) x "
-                f"{getattr(res, field):g}) but the Ray cluster has {have.get(name, 0.0):g}"
+                f"resources.{fields[name]}: one trial needs {value * workers:g} {name} ({workers} worker(s) x "
+                f"{value:g}) but the Ray cluster has {total:g} (at most {biggest:g} on one node)"
             )
+    capacity = sum(fits) // workers
+    if workers == 1 and capacity < 1:
+        raise InsufficientResourcesError(
+            "resources: no single node of the Ray cluster has "
+            f"{res.cpus_per_trial:g} CPU and {res.gpus_per_trial:g} GPU at once for one trial"
+        )
+    return max(1, capacity)
 
 
 @dataclass

@@ -16,6 +16,7 @@ cluster (set the variable and re-read the config).
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -76,3 +77,4 @@ def ray_head(num_cpus: int = 2, timeout: float = 120.0) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)  # the session we started, and nothing else
             proc.wait(timeout=30)
+        shutil.rmtree(temp_dir, ignore_errors=True)

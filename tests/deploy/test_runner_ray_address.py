@@ -121,3 +121,14 @@ def test_more_gpus_per_trial_than_the_cluster_has_fails_the_search_at_start_with
     assert len(finished) == 1 and finished[0].data["status"] == "failed"
     assert "gpus_per_trial" in finished[0].data["error"]
     assert not any(e.kind == "trial_started" for e in events)
+
+
+def test_more_concurrent_trials_than_the_cluster_can_place_queue_instead_of_waiting_forever(tmp_path, joined):
+    runner, url = _runner(tmp_path, joined)
+    budget = {"trials": 3, "epochs_per_trial": 1, "max_concurrent": 3, "early_stopping": "none", "time_limit_s": 8}
+    search_id = _queue(url, _spec(budget=budget, controller={"name": "random", "batch_size": 3}))  # 3 x 1 CPU > 2
+    runner.run_until_idle(timeout=120)
+
+    search, trials, _ = _load(url, search_id)
+    assert search.status == "succeeded"
+    assert [t.status for t in trials] == ["succeeded"] * 3
