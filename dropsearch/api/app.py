@@ -17,10 +17,11 @@ from starlette.concurrency import run_in_threadpool
 
 from dropsearch import __version__
 from dropsearch.api.deps import AppState
-from dropsearch.api.errors import install_error_handlers
+from dropsearch.api.errors import document_error_shapes, install_error_handlers
 from dropsearch.api.limits import RequestSizeLimit
 from dropsearch.api.metrics import ApiMetrics, MetricsMiddleware
 from dropsearch.api.routes import catalog, health, searches, trials
+from dropsearch.api.schemas import ErrorPublic
 from dropsearch.api.ui.routes import install_ui
 from dropsearch.config import Settings, get_settings
 from dropsearch.store.db import make_engine
@@ -79,8 +80,21 @@ def create_app(
         version=__version__,
         description=_DESCRIPTION,
         lifespan=lifespan,
-        responses={500: {"description": "internal error; the body names the exception type"}},
+        responses={
+            400: {
+                "model": ErrorPublic,
+                "description": "unreadable request (a body that is not UTF-8 JSON, a bad length)",
+            },
+            500: {"model": ErrorPublic, "description": "internal error; the body names the exception type"},
+        },
     )
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_error_shapes(FastAPI.openapi(app))
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.state.dropsearch = AppState(
         settings=settings, engine=engine, sse_poll_s=sse_poll_s, sse_keepalive_s=sse_keepalive_s
     )

@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 
 from dropsearch.store.errors import NotFoundError
 
-__all__ = ["SpecRejected", "format_errors", "install_error_handlers"]
+__all__ = ["SpecRejected", "document_error_shapes", "format_errors", "install_error_handlers"]
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +83,41 @@ async def _not_found_handler(request: Request, exc: NotFoundError) -> JSONRespon
 async def _unhandled_handler(request: Request, exc: Exception) -> JSONResponse:
     logger.exception("unhandled error on %s %s", request.method, request.url.path)
     return JSONResponse(status_code=500, content={"detail": f"internal error ({type(exc).__name__}); see server log"})
+
+
+_PROBLEM_ITEM = {
+    "title": "ValidationError",
+    "type": "object",
+    "required": ["loc", "field", "msg", "type"],
+    "properties": {
+        "loc": {"title": "Loc", "type": "array", "items": {"type": "string"}},
+        "field": {"title": "Field", "type": "string"},
+        "msg": {"title": "Message", "type": "string"},
+        "type": {"title": "Error Type", "type": "string"},
+    },
+}
+_PROBLEM = {
+    "title": "HTTPValidationError",
+    "type": "object",
+    "required": ["detail"],
+    "properties": {
+        "detail": {"title": "Detail", "type": "string"},
+        "errors": {"title": "Errors", "type": "array", "items": {"$ref": "#/components/schemas/ValidationError"}},
+    },
+}
+
+
+def document_error_shapes(schema: dict[str, Any]) -> dict[str, Any]:
+    """Make the OpenAPI document describe the 422 bodies the handlers above really send.
+
+    FastAPI documents its default 422 body (``detail`` as a list); ours is ``{"detail": str, "errors": [...]}``.
+    The document is changed in place (and returned).
+    """
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    if "HTTPValidationError" in components:
+        components["HTTPValidationError"] = _PROBLEM
+        components["ValidationError"] = _PROBLEM_ITEM
+    return schema
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -7,6 +7,9 @@
 - controller updated -> a new ``controller_states`` version (the ``state_dict`` serialized with ``torch.save``);
 - a heartbeat thread renews the lease every ``heartbeat_s``; a lost lease stops the execution without touching
   the search (the runner that took it over owns it now);
+- every store access is retried a bounded number of times on a transient database error (a dropped Postgres
+  connection, a busy SQLite file): the writes are idempotent (a finished trial keeps its first result, a
+  re-reported epoch replaces itself), so a retry never counts a trial twice;
 - on start it resumes: trials left ``running`` by a dead runner go back to ``queued``, the controller is loaded
   from its last stored state, and the completed trials after that state are fed to the controller without
   being trained again.
@@ -18,15 +21,34 @@ import io
 import logging
 import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from dropsearch import store
 from dropsearch.config import Settings
 from dropsearch.store import Engine, session_scope
+from dropsearch.store.db import is_transient_error
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SearchExecution", "encode_state", "decode_state"]
+__all__ = ["STORE_ATTEMPTS", "SearchExecution", "encode_state", "decode_state"]
+
+#: Tries of one store transaction on transient errors (backoff 0.2 s doubling, at most 2 s: about 10 s in all).
+STORE_ATTEMPTS = 8
+_T = TypeVar("_T")
+
+
+def _retrying(action: Callable[[], _T], what: str) -> _T:
+    """Run ``action`` (one whole transaction), again after a transient database error, up to STORE_ATTEMPTS."""
+    for attempt in range(1, STORE_ATTEMPTS + 1):
+        try:
+            return action()
+        except Exception as exc:
+            if attempt == STORE_ATTEMPTS or not is_transient_error(exc):
+                raise
+            log.warning("%s failed (%s: %s); retry %d of %d", what, type(exc).__name__, exc, attempt, STORE_ATTEMPTS)
+            time.sleep(min(2.0, 0.2 * 2 ** (attempt - 1)))
+    raise AssertionError("unreachable")
 
 
 def encode_state(state: dict[str, Any]) -> bytes:
@@ -71,6 +93,9 @@ class SearchExecution:
         store.append_event(session=session, search_id=self.search.id, kind=kind, data=data)
 
     def _on_trial_started(self, event: Any) -> None:
+        _retrying(lambda: self._store_trial_started(event), f"storing trial {event.index} started")
+
+    def _store_trial_started(self, event: Any) -> None:
         with session_scope(self.engine) as session:
             store.trial_started(
                 session=session,
@@ -94,15 +119,22 @@ class SearchExecution:
     def _on_epoch(self, event: Any) -> None:
         metrics = {k: v for k, v in event.metrics.items() if k != "epoch"}
         epoch = int(event.metrics.get("epoch", 0))
-        with session_scope(self.engine) as session:
-            store.trial_reported(
-                session=session, search_id=self.search.id, index=event.index, epoch=epoch, metrics=metrics
-            )
-            self._event(session, "trial_reported", {"index": event.index, "epoch": epoch, "metrics": metrics})
+
+        def write() -> None:
+            with session_scope(self.engine) as session:
+                store.trial_reported(
+                    session=session, search_id=self.search.id, index=event.index, epoch=epoch, metrics=metrics
+                )
+                self._event(session, "trial_reported", {"index": event.index, "epoch": epoch, "metrics": metrics})
+
+        _retrying(write, f"storing epoch {epoch} of trial {event.index}")
 
     def _on_trial_finished(self, event: Any) -> None:
         if event.status == "cancelled" and self._interrupted():
             return  # runner shutdown, not a user cancel: leave it running; the next runner re-queues it
+        _retrying(lambda: self._store_trial_finished(event), f"storing trial {event.index} finished")
+
+    def _store_trial_finished(self, event: Any) -> None:
         with session_scope(self.engine) as session:
             store.trial_finished(
                 session=session,
@@ -117,6 +149,9 @@ class SearchExecution:
 
     def _on_controller_updated(self, event: Any) -> None:
         blob = encode_state(event.state)
+        _retrying(lambda: self._store_controller_state(event, blob), f"storing controller update {event.updates}")
+
+    def _store_controller_state(self, event: Any, blob: bytes) -> None:
         with session_scope(self.engine) as session:
             version = store.save_controller_state(
                 session=session,
@@ -140,8 +175,14 @@ class SearchExecution:
         now = time.monotonic()
         if now - self._cancel_checked > 1.0:
             self._cancel_checked = now
-            with session_scope(self.engine, read_only=True) as session:
-                record = store.load_search(session=session, search_id=self.search.id)
+            try:
+                with session_scope(self.engine, read_only=True) as session:
+                    record = store.load_search(session=session, search_id=self.search.id)
+            except Exception as exc:  # the database is away for a moment: keep the last answer, ask next time
+                if not is_transient_error(exc):
+                    raise
+                log.warning("cancel check of search %s failed; retrying later", self.search.id)
+                return self._cancel_requested
             self._cancel_requested = bool(record and record.cancel_requested)
         return self._cancel_requested
 
@@ -164,13 +205,17 @@ class SearchExecution:
                 return
 
     # -- resume and run -----------------------------------------------------------------------------------------
-    def _resume_state(self) -> Any:
-        from dropsearch.workers.events import CompletedTrial, ResumeState
-
+    def _load_resume(self) -> tuple[Any, list[Any]]:
         with session_scope(self.engine) as session:
             store.requeue_stale_trials(session=session, older_than_s=0, search_id=self.search.id)
             saved = store.latest_controller_state(session=session, search_id=self.search.id)
             completed = store.completed_trials(session=session, search_id=self.search.id)
+        return saved, completed
+
+    def _resume_state(self) -> Any:
+        from dropsearch.workers.events import CompletedTrial, ResumeState
+
+        saved, completed = _retrying(self._load_resume, f"loading the resume state of search {self.search.id}")
         resume = ResumeState()
         if saved is not None:
             resume.controller_state = decode_state(saved.blob)
@@ -194,8 +239,8 @@ class SearchExecution:
         try:
             spec = SearchSpec.model_validate(self.search.spec)
             resume = self._resume_state()
-            with session_scope(self.engine) as session:
-                self._event(session, "search_started", {"runner": self.runner_id, "resumed": bool(resume.trials_seen)})
+            started = {"runner": self.runner_id, "resumed": bool(resume.trials_seen)}
+            _retrying(lambda: self._append("search_started", started), "storing search_started")
             callbacks = SearchCallbacks(
                 on_trial_started=self._on_trial_started,
                 on_epoch=self._on_epoch,
@@ -220,15 +265,25 @@ class SearchExecution:
             return
         self._finish(status, error)
 
+    def _append(self, kind: str, data: dict[str, Any]) -> None:
+        with session_scope(self.engine) as session:
+            self._event(session, kind, data)
+
     def _finish(self, status: str, error: str | None) -> None:
-        with session_scope(self.engine) as session:
-            self._event(session, "search_finished", {"status": status, "error": error})
-        with session_scope(self.engine) as session:
-            store.mark_search_finished(
-                session=session, search_id=self.search.id, status=status, error=error, runner_id=self.runner_id
-            )
-            store.release_lease(session=session, search_id=self.search.id, runner_id=self.runner_id)
+        _retrying(lambda: self._append("search_finished", {"status": status, "error": error}), "search_finished")
+
+        def mark() -> None:
+            with session_scope(self.engine) as session:
+                store.mark_search_finished(
+                    session=session, search_id=self.search.id, status=status, error=error, runner_id=self.runner_id
+                )
+                store.release_lease(session=session, search_id=self.search.id, runner_id=self.runner_id)
+
+        _retrying(mark, f"marking search {self.search.id} {status}")
 
     def _release(self) -> None:
-        with session_scope(self.engine) as session:
-            store.release_lease(session=session, search_id=self.search.id, runner_id=self.runner_id)
+        def release() -> None:
+            with session_scope(self.engine) as session:
+                store.release_lease(session=session, search_id=self.search.id, runner_id=self.runner_id)
+
+        _retrying(release, f"releasing the lease of search {self.search.id}")

@@ -32,6 +32,7 @@ __all__ = [
     "Session",
     "dispose_engines",
     "get_engine",
+    "is_transient_error",
     "make_engine",
     "session_scope",
 ]
@@ -123,6 +124,21 @@ def session_scope(engine: Engine | None = None, *, read_only: bool = False) -> I
         raise
     finally:
         session.close()
+
+
+def is_transient_error(exc: BaseException) -> bool:
+    """Whether a failed transaction may succeed when run again.
+
+    True for a dropped or invalidated connection (the server restarted, ``pg_terminate_backend``, a network
+    blip; the pool then reconnects) and for other driver ``OperationalError``s such as SQLite's "database is
+    locked" after the busy timeout. Constraint violations, programming errors and non-database exceptions are not
+    transient.
+    """
+    from sqlalchemy.exc import DBAPIError, OperationalError
+
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, OperationalError)
 
 
 def get_engine(url: str | None = None) -> Engine:

@@ -20,7 +20,7 @@ from dropsearch.store.records import SearchRecord
 from dropsearch.store.searches import create_search, get_search, list_searches, request_cancel
 from dropsearch.store.trials import best_trial, list_trials
 
-__all__ = ["router", "search_or_404"]
+__all__ = ["MAX_EVENT_ID", "MAX_OFFSET", "router", "search_or_404"]
 
 router = APIRouter(prefix="/v1/searches", tags=["searches"])
 
@@ -28,6 +28,12 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorPublic, "description": "missing, malformed or invalid API key"},
     404: {"model": ErrorPublic, "description": "no such search for this key's owner"},
 }
+#: Largest ``offset`` accepted (larger ones overflow the databases' integers; no owner has that many rows).
+MAX_OFFSET = 2**31 - 1
+#: Largest event id a client may name (SQLite and Postgres ids are signed 64-bit integers).
+MAX_EVENT_ID = 2**63 - 1
+_EVENT_ID_PATTERN = r"^\s*([0-9]{1,19})?\s*$"  # documented; empty: no resume
+_EVENT_ID = re.compile(r"[0-9]{1,19}")
 _UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -71,8 +77,15 @@ def list_my_searches(
     session: ReadSessionDep,
     state: StateDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
-    status_: Annotated[str | None, Query(alias="status", description=f"one of {', '.join(SEARCH_STATUSES)}")] = None,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    status_: Annotated[
+        str | None,
+        Query(
+            alias="status",
+            description=f"one of {', '.join(SEARCH_STATUSES)}",
+            json_schema_extra={"enum": list(SEARCH_STATUSES)},
+        ),
+    ] = None,
 ) -> SearchesPublic:
     """The caller's searches, newest first."""
     if status_ is not None and status_ not in SEARCH_STATUSES:
@@ -118,18 +131,25 @@ def follow_search(
     search_id: str,
     key: CurrentKey,
     state: StateDep,
-    after: Annotated[int, Query(ge=0, description="send only events with a larger id")] = 0,
-    last_event_id: Annotated[str | None, Header(description="resume after this event id (SSE reconnect)")] = None,
+    after: Annotated[int, Query(ge=0, le=MAX_EVENT_ID, description="send only events with a larger id")] = 0,
+    last_event_id: Annotated[
+        str,
+        Header(
+            description="resume after this event id (SSE reconnect)",
+            json_schema_extra={"pattern": _EVENT_ID_PATTERN},
+        ),
+    ] = "",
 ) -> StreamingResponse:
     """Trial started / reported / finished and controller events; ends with ``event: end`` once finished."""
     with session_scope(state.engine, read_only=True) as session:  # not a dependency: no transaction while streaming
         search_or_404(session, key.owner, search_id)
     cursor = after
-    if last_event_id:
-        if not last_event_id.strip().isdigit():
+    text = last_event_id.strip()
+    if text:
+        if not _EVENT_ID.fullmatch(text):  # ASCII digits only (int() takes other scripts' digits too)
             detail = f"header.last-event-id: must be an event id (integer), got {last_event_id!r}"
             raise HTTPException(422, detail=detail)
-        cursor = int(last_event_id)
+        cursor = min(int(text), MAX_EVENT_ID)  # no event has a larger id
     stream = search_event_stream(
         state.engine,
         owner=key.owner,

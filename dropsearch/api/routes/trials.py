@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, Query, Response
 
 from dropsearch.api.deps import CurrentKey, ReadSessionDep, StateDep
 from dropsearch.api.plots import mask_png
-from dropsearch.api.routes.searches import search_or_404
+from dropsearch.api.routes.searches import MAX_OFFSET, search_or_404
 from dropsearch.api.schemas import ErrorPublic, TrialsPublic, trial_public
 from dropsearch.store.db import session_scope
 from dropsearch.store.models import TRIAL_STATUSES
@@ -30,8 +30,11 @@ def list_search_trials(
     key: CurrentKey,
     session: ReadSessionDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
-    status: Annotated[str | None, Query(description=f"one of {', '.join(TRIAL_STATUSES)}")] = None,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    status: Annotated[
+        str | None,
+        Query(description=f"one of {', '.join(TRIAL_STATUSES)}", json_schema_extra={"enum": list(TRIAL_STATUSES)}),
+    ] = None,
 ) -> TrialsPublic:
     """A search's trials by index: pattern, status, attempt, per-epoch metrics, reward and timings."""
     search_or_404(session, key.owner, search_id)
