@@ -138,6 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     ideal = args.trials * child_s / args.concurrent
     cold = run_dropsearch(args.trials, args.concurrent, epochs)  # workers start inside the timed run
     ours = run_dropsearch(args.trials, args.concurrent, epochs)  # the runner's steady state: warm workers
+    from dropsearch.workers.pool import warm_pool
+
+    warm_pool().clear()  # idle warm workers hold the CPUs Tune's trials need
     tune_wall = run_tune_defaults(args.trials, args.concurrent, epochs)
     ray.shutdown()
     ours_over, tune_over = ours / ideal - 1, tune_wall / ideal - 1

@@ -134,6 +134,10 @@ class Runner:
                 with session_scope(self.engine) as session:
                     search = store.claim_next_queued_search(session=session, runner_id=self.runner_id, lease_s=lease_s)
             if search is None:
+                if not self._executions and self._ray_ready:
+                    from dropsearch.workers.pool import warm_pool
+
+                    warm_pool().clear()  # nothing left to run: give idle workers' CPUs/GPUs back to the cluster
                 break
             self._run(search)
             started += 1
