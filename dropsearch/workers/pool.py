@@ -138,6 +138,15 @@ class WarmPool:
         self.max_idle = max_idle
         self._idle: dict[tuple[float, float], list[Any]] = {}
         self._job: str | None = None
+        self.active = 0  # searches of this process running now; idle workers are kept only when none is
+
+    def search_started(self) -> None:
+        """Count a running search (see :meth:`give_back`)."""
+        self.active += 1
+
+    def search_ended(self) -> None:
+        """Uncount a search."""
+        self.active = max(0, self.active - 1)
 
     def _check_job(self) -> None:
         context = ray.get_runtime_context()
@@ -167,7 +176,9 @@ class WarmPool:
         """Keep an idle worker for the next search (or kill it when the pool is full)."""
         self._check_job()
         idle = self._idle.setdefault((num_cpus, num_gpus), [])
-        if sum(len(v) for v in self._idle.values()) >= self.max_idle:
+        # While another search of this process runs, an idle worker would hold CPUs/GPUs its pending workers
+        # may be waiting for (a deadlock on a small cluster): free it instead.
+        if self.active > 0 or sum(len(v) for v in self._idle.values()) >= self.max_idle:
             ray.kill(worker, no_restart=True)
             return
         worker.release.remote()

@@ -95,6 +95,7 @@ class _PoolDriver:
         self.finished: list[TrialFinished] = []
         self.best: tuple[float, int, dict[str, Any]] | None = None
         self.start = time.perf_counter()
+        warm_pool().search_started()  # last: shutdown() (which uncounts it) runs only for a built driver
 
     def _make_scheduler(self) -> Any:
         if self.spec.budget.early_stopping != "asha" or self.spec.budget.epochs_per_trial < 2:
@@ -246,6 +247,7 @@ class _PoolDriver:
 
     def shutdown(self) -> None:
         """Idle workers go back to the warm pool for the next search; busy ones (cancelled) are killed."""
+        warm_pool().search_ended()
         for slot in self.slots:
             if slot.worker is None:
                 continue

@@ -76,8 +76,9 @@ class ChildTraining:
         self.generator = torch.Generator(device="cpu").manual_seed(config.seed)
         self.optimizer = _make_optimizer(self.model, config)
         self.epoch = 0
-        self._pretrain()
-        self.applied = dropsearch.apply(self.model, Pattern.from_dict(config.pattern))
+        pattern = Pattern.from_dict(config.pattern)
+        self._pretrain(pattern)
+        self.applied = dropsearch.apply(self.model, pattern)
         if self.applied.pattern.variant == "largedrop":
             self.optimizer = _make_optimizer(self.model, config)  # fresh moments for the fine-tuning phase
         self.forward_model: nn.Module = torch.compile(self.model) if config.compile else self.model
@@ -89,13 +90,19 @@ class ChildTraining:
             return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
         return nullcontext()
 
-    def _pretrain(self) -> None:
-        """Pre-train without the pattern (very-large-dropout fine-tuning starts from a trained network)."""
+    def _pretrain(self, pattern: Pattern) -> None:
+        """Pre-train without the pattern (very-large-dropout fine-tuning starts from a trained network).
+
+        Epochs: ``config.pretrain_epochs``, or the largedrop pattern's ``params.pretrain_epochs`` when larger.
+        """
         if self.config.checkpoint_path:
             state = torch.load(self.config.checkpoint_path, map_location=self.device, weights_only=True)
             self.model.load_state_dict(state)
             return
-        for _ in range(self.config.pretrain_epochs):
+        epochs = self.config.pretrain_epochs
+        if pattern.variant == "largedrop":
+            epochs = max(epochs, int(pattern.params.get("pretrain_epochs", 0)))
+        for _ in range(epochs):
             self.model.train()
             for x, y in self.data.train_batches(self.config.batch_size, self.generator):
                 self.optimizer.zero_grad(set_to_none=True)

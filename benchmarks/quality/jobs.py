@@ -1,0 +1,109 @@
+"""Train many fixed children (baselines, re-trainings) on a small pool of Ray actors, one epoch per call.
+
+The actors are the search's own :class:`~dropsearch.workers.pool.ChildWorker`: each is handed the dataset bundle
+from the object store, builds a :class:`~dropsearch.workers.train.ChildTraining` and runs its epochs. The pool is
+killed afterwards so that a search can take the CPUs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from dropsearch.workers.child import ChildConfig
+from dropsearch.workers.pool import make_worker
+
+__all__ = ["Job", "JobResult", "run_jobs"]
+
+
+@dataclass(frozen=True)
+class Job:
+    """One child to train: a label (``(dataset, method, seed)``), its config and the bundle's object reference."""
+
+    key: tuple[str, str, int]
+    config: ChildConfig
+    bundle_ref: Any
+
+
+@dataclass
+class JobResult:
+    """What a trained child reported: last-epoch search-half and final-half accuracy, cost, and every epoch."""
+
+    key: tuple[str, str, int]
+    val_accuracy: float
+    final_accuracy: float
+    epochs: int
+    wall_s: float
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class _Slot:
+    worker: Any
+    job: Job | None = None
+    ref: Any = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    started: float = 0.0
+    starting: bool = False
+
+
+def run_jobs(
+    jobs: list[Job],
+    *,
+    concurrency: int,
+    gpus_per_job: float = 0.0,
+    log: Callable[[str], None] = print,
+) -> list[JobResult]:
+    """Train every job (``concurrency`` at once) and return the results in job order.
+
+    Raises:
+        RuntimeError: when a child raised (the study has no retries: a failing baseline is a bug to see).
+    """
+    import ray
+
+    results: dict[int, JobResult] = {}
+    queue = list(enumerate(jobs))
+    slots = [_Slot(make_worker(num_cpus=1, num_gpus=gpus_per_job)) for _ in range(min(concurrency, len(jobs)))]
+    index_of: dict[int, int] = {}
+    try:
+        while queue or any(s.job for s in slots):
+            for slot in slots:
+                if slot.job is None and queue:
+                    i, job = queue.pop(0)
+                    slot.job, slot.history, slot.started = job, [], time.perf_counter()
+                    index_of[id(slot)] = i
+                    slot.ref, slot.starting = slot.worker.start.remote(job.config.to_dict(), job.bundle_ref), True
+            busy = {s.ref: s for s in slots if s.job is not None}
+            ready, _ = ray.wait(list(busy), num_returns=1)
+            slot = busy[ready[0]]
+            value = ray.get(ready[0])
+            assert slot.job is not None
+            if slot.starting:  # the child is built (and pre-trained): run its epochs
+                slot.starting, slot.ref = False, slot.worker.run_epoch.remote()
+                continue
+            slot.history.append(value)
+            if len(slot.history) < slot.job.config.epochs:
+                slot.ref = slot.worker.run_epoch.remote()
+                continue
+            last = slot.history[-1]
+            result = JobResult(
+                key=slot.job.key,
+                val_accuracy=float(last["val_accuracy"]),
+                final_accuracy=float(last["heldout_accuracy"]),
+                epochs=slot.job.config.epochs + slot.job.config.pretrain_epochs,
+                wall_s=time.perf_counter() - slot.started,
+                history=slot.history,
+            )
+            results[index_of[id(slot)]] = result
+            log(
+                f"  {result.key}: search-half {result.val_accuracy:.4f} final-half {result.final_accuracy:.4f} "
+                f"({result.wall_s:.1f} s)"
+            )
+            slot.worker.release.remote()
+            slot.job, slot.ref = None, None
+    finally:
+        for slot in slots:
+            ray.kill(slot.worker, no_restart=True)
+    return [results[i] for i in range(len(jobs))]

@@ -1,0 +1,86 @@
+"""The quality study (``python -m benchmarks.quality``): its statistics, its data split, and a tiny end-to-end run."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.quality.data import load_quality_digits, load_quality_rotated  # noqa: E402
+from benchmarks.quality.stats import mean_sd, paired_gap, trials_to_threshold  # noqa: E402
+
+
+def test_mean_sd_and_paired_gap_match_hand_computation():
+    assert mean_sd([0.5, 0.7, 0.9]) == pytest.approx((0.7, 0.2))
+    a = {"seeds": [0, 1, 2], "final": [0.70, 0.74, 0.69]}
+    b = {"seeds": [2, 0, 1], "final": [0.66, 0.68, 0.70]}  # paired by seed, not by position
+    g = paired_gap(a, b)
+    gaps = [0.70 - 0.68, 0.74 - 0.70, 0.69 - 0.66]  # 0.02, 0.04, 0.03
+    assert g["gap"] == pytest.approx(0.03)
+    assert g["sd"] == pytest.approx(0.01)
+    assert g["se"] == pytest.approx(0.01 / math.sqrt(3))
+    assert g["beyond_noise"]  # 0.03 > 2 * 0.00577
+    assert not paired_gap({"seeds": [0, 1], "final": [0.7, 0.6]}, {"seeds": [0, 1], "final": [0.6, 0.7]})[
+        "beyond_noise"
+    ]
+    assert sum(gaps) / 3 == pytest.approx(g["gap"])
+
+
+def test_trials_to_threshold_counts_in_index_order():
+    trials = [{"index": 2, "reward": 0.9}, {"index": 0, "reward": 0.5}, {"index": 1, "reward": None}]
+    assert trials_to_threshold(trials, 0.8) == 3
+    assert trials_to_threshold(trials, 0.5) == 1
+    assert trials_to_threshold(trials, 0.95) is None
+
+
+@pytest.mark.parametrize("loader", [load_quality_digits, load_quality_rotated])
+def test_search_and_final_halves_are_disjoint_balanced_and_fixed_by_data_seed(loader):
+    a = loader(seed=0, size=8)
+    b = loader(seed=5, size=8)  # the training seed does not move the data
+    torch.testing.assert_close(a.x_val, b.x_val)
+    x_final, y_final = a.test_domains["final"]
+    assert abs(len(a.y_val) - len(y_final)) <= 10
+    flat = lambda x: {tuple(row.tolist()) for row in x.flatten(1)}  # noqa: E731
+    assert not flat(a.x_val) & flat(x_final)
+    assert not flat(a.x_train) & flat(x_final)
+    counts_search, counts_final = torch.bincount(a.y_val, minlength=10), torch.bincount(y_final, minlength=10)
+    assert (counts_search - counts_final).abs().max() <= 2 * len(a.info.get("test_domains", [0]))
+    c = loader(seed=0, size=8, data_seed=1)
+    assert not torch.equal(c.y_val, a.y_val)
+
+
+@pytest.mark.slow
+def test_tiny_study_runs_end_to_end_and_writes_every_output(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "benchmarks.quality", "--size", "tiny", "--out", str(tmp_path)]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=400)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    doc = json.loads((tmp_path / "quality.json").read_text())
+    size = doc["size"]
+    assert set(doc["datasets"]) == {"digits", "rotated"}
+    for data in doc["datasets"].values():
+        assert {"none", "gsnr", "ydrop", "gradaug", "largedrop-ft", "autodropout-hand"} <= set(data["baselines"])
+        assert data["best_bernoulli"] in data["baselines"]
+        for entry in data["baselines"].values():
+            assert sorted(entry["seeds"]) == sorted(size["seeds"])
+            assert all(0.0 <= v <= 1.0 for v in entry["val"] + entry["final"])
+        for controller in ("reinforce", "random"):
+            runs = data["searches"][controller]
+            assert [r["seed"] for r in runs] == size["search_seeds"]
+            for r in runs:
+                assert len(r["trials"]) == size["trials"]
+                assert r["child_epochs"] == size["trials"] * size["epochs"]  # early stopping off
+                assert r["best_reward"] == max(t["reward"] for t in r["trials"])
+        assert set(data["retrained"]) == {"found-reinforce", "found-random"}
+        assert len(data["wider"]) == 3
+    tables = (tmp_path / "tables.md").read_text()
+    assert "larger than noise?" in tables and "trials to threshold" in tables
+    for name in ("reward_vs_trials.png", "mask_rotated_reinforce.png", "mask_digits_random.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
