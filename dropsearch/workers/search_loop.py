@@ -36,7 +36,11 @@ from dropsearch.workers.events import (
 from dropsearch.workers.pool import make_worker, warm_pool
 from dropsearch.workers.setup import PreparedSearch, check_resources, ensure_ray, prepare_search
 
-__all__ = ["run_search", "reward_of"]
+__all__ = ["run_search", "reward_of", "PIPELINE_EPOCH_S"]
+
+#: Epochs shorter than this (seconds of training) are pipelined: the next one is queued before the driver has
+#: seen the last one's metrics.
+PIPELINE_EPOCH_S = 2.0
 
 
 def reward_of(metrics: list[dict[str, Any]], metric: str, mode: str) -> float | None:
@@ -66,6 +70,7 @@ class _Slot:
     has_bundle: bool = False
     trial: _Trial | None = None
     ref: Any = None
+    ahead: Any = None  # the next epoch, already queued on the worker (short epochs only)
 
 
 class _PoolDriver:
@@ -159,7 +164,21 @@ class _PoolDriver:
         elif self._asha_says_stop(trial, value):
             self._finish(slot, "stopped")
         else:
+            self._next_epoch(slot, trial, value)
+
+    def _next_epoch(self, slot: _Slot, trial: _Trial, metrics: dict[str, Any]) -> None:
+        """Await the next epoch; for short epochs also queue the one after it.
+
+        The worker then never idles waiting for the driver's round trip; at most one short epoch is wasted when
+        ASHA stops the trial.
+        """
+        if slot.ahead is not None:
+            slot.ref, slot.ahead = (slot.ahead, "epoch"), None
+        else:
             slot.ref = (slot.worker.run_epoch.remote(), "epoch")
+        remaining = self.spec.budget.epochs_per_trial - len(trial.metrics) - 1
+        if remaining > 0 and float(metrics.get("train_s", PIPELINE_EPOCH_S)) < PIPELINE_EPOCH_S:
+            slot.ahead = slot.worker.run_epoch.remote()
 
     def _asha_says_stop(self, trial: _Trial, metrics: dict[str, Any]) -> bool:
         if self.scheduler is None or metrics.get(self.spec.objective.metric) is None:
@@ -184,8 +203,8 @@ class _PoolDriver:
         self.rewards[trial.index] = reward
         if reward is not None and (self.best is None or reward > self.best[0]):
             self.best = (reward, trial.index, trial.pattern)
-        slot.worker.release.remote()
-        slot.trial, slot.ref = None, None
+        slot.worker.release.remote()  # runs after a queued-ahead epoch, whose result is dropped
+        slot.trial, slot.ref, slot.ahead = None, None, None
 
     def _on_error(self, slot: _Slot, exc: Exception) -> None:
         trial = slot.trial
@@ -198,7 +217,7 @@ class _PoolDriver:
             self.scheduler.on_trial_remove(None, _SchedulerTrial(trial.trial_id))
         if trial.attempt <= self.max_failures:
             self.pending.appendleft(_Trial(trial.index, trial.proposal, trial.pattern, trial.attempt + 1))
-            slot.trial, slot.ref = None, None
+            slot.trial, slot.ref, slot.ahead = None, None, None
             return
         self._finish(slot, "failed", error=f"{type(exc).__name__}: {exc}"[:2000])
 
