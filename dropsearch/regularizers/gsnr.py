@@ -207,7 +207,8 @@ def gsnr_stats(
                 mean, m2 = mu_b, m2_b if c > 1 else [torch.zeros_like(t) for t in mu_b]
             else:  # Chan's parallel update of the weighted mean and M2, fused over all parameters
                 new_total = total + w_b
-                delta = torch._foreach_sub(mu_b, mean)
+                torch._foreach_sub_(mu_b, mean)  # in place (fresh tensors): the offset from the running mean
+                delta = mu_b
                 torch._foreach_add_(mean, delta, alpha=w_b / new_total)
                 if c > 1:
                     torch._foreach_add_(m2, m2_b)

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from dropsearch.regularizers._gsnr_mask import drop_count, gsnr_masks
+from dropsearch.regularizers._gsnr_mask import _SAMPLE, drop_count, gsnr_masks, top_k_mask
 from dropsearch.regularizers._gsnr_meta import meta_ratio_slope, meta_split
 from dropsearch.regularizers.gsnr import parameter_gsnr
 from dropsearch.regularizers.gsnr_dropout import GSNRDropout
@@ -194,6 +194,7 @@ def test_zero_p_is_a_plain_step():
         ({"p": 0.1, "meta": True, "delta": 0.0}, "delta"),
         ({"estimator": "exact"}, "estimator"),
         ({"meta_every": 0}, "meta_every"),
+        ({"bn_refresh": "none"}, "bn_refresh"),
     ],
 )
 def test_bad_arguments_raise_value_error(kwargs, match):
@@ -201,23 +202,107 @@ def test_bad_arguments_raise_value_error(kwargs, match):
         GSNRDropout(net(), **kwargs)
 
 
-def test_batchnorm_running_stats_come_from_the_unmasked_network():
-    """The masked pass must not write running statistics; they equal those of one unmasked train-mode forward."""
+def bn_net() -> nn.Module:
+    return nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.Conv2d(4, 4, 3, padding=1),
+        nn.BatchNorm2d(4, momentum=None),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(4, 3),
+    )
+
+
+@pytest.mark.parametrize("gsnr_batch", [None, 12])
+def test_batchnorm_running_stats_come_from_the_unmasked_network_in_the_gsnr_pass(gsnr_batch):
+    """Default: one update from the BN inputs of the unmasked eval-mode network (GSNR pass), none from the masked."""
     import copy
 
     torch.manual_seed(0)
-    model = nn.Sequential(
-        nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1),
-        nn.BatchNorm2d(4), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3),
-    )
-    x, y = torch.randn(16, 1, 6, 6), torch.randint(0, 3, (16,))
+    model = bn_net().to(DEVICE)
+    with torch.no_grad():  # non-trivial running statistics, so eval-mode inputs differ from train-mode ones
+        model[1].running_mean.uniform_(-0.5, 0.5)
+        model[1].running_var.uniform_(0.5, 2.0)
+    x, y = torch.randn(16, 1, 6, 6, device=DEVICE), torch.randint(0, 3, (16,), device=DEVICE)
+    n = 16 if gsnr_batch is None else gsnr_batch
+    reference = copy.deepcopy(model).eval()  # independent reference: the BN inputs of an eval-mode forward, by hand
+    seen = {}
+    for i in (1, 4):
+        reference[i].register_forward_pre_hook(lambda m, a, i=i: seen.__setitem__(i, a[0].detach().double()))
+    with torch.no_grad():
+        reference(x[:n])
+    expected = {}
+    for i, momentum in ((1, 0.1), (4, 1.0)):  # momentum=None: cumulative average, 1 / num_batches_tracked = 1
+        a = seen[i].transpose(0, 1).reshape(4, -1)
+        old_mean, old_var = reference[i].running_mean.double(), reference[i].running_var.double()
+        expected[i] = ((1 - momentum) * old_mean + momentum * a.mean(1), (1 - momentum) * old_var + momentum * a.var(1))
+    helper = GSNRDropout(model.train(), p=0.3, gsnr_batch=gsnr_batch)
+    helper.training_step(x, y, nn.functional.cross_entropy)
+    assert helper.masks, "p=0.3 must mask some weights"
+    for i in (1, 4):
+        torch.testing.assert_close(model[i].running_mean.double(), expected[i][0], rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(model[i].running_var.double(), expected[i][1], rtol=1e-5, atol=1e-6)
+        assert int(model[i].num_batches_tracked) == 1
+    assert all(m.training for m in model.modules())
+
+
+def test_batchnorm_refresh_forward_matches_one_unmasked_train_mode_forward():
+    """``bn_refresh="forward"``: the statistics equal those of one unmasked train-mode forward of the whole batch."""
+    import copy
+
+    torch.manual_seed(0)
+    model = bn_net().to(DEVICE)
+    x, y = torch.randn(16, 1, 6, 6, device=DEVICE), torch.randint(0, 3, (16,), device=DEVICE)
     reference = copy.deepcopy(model).train()
     with torch.no_grad():
         reference(x)
-    helper = GSNRDropout(model.train(), p=0.3)
+    helper = GSNRDropout(model.train(), p=0.3, bn_refresh="forward", gsnr_batch=8)
     helper.training_step(x, y, nn.functional.cross_entropy)
     assert helper.masks, "p=0.3 must mask some weights"
     for bn, ref in zip([model[1], model[4]], [reference[1], reference[4]], strict=True):
         torch.testing.assert_close(bn.running_mean, ref.running_mean)
         torch.testing.assert_close(bn.running_var, ref.running_var)
         assert int(bn.num_batches_tracked) == 1
+
+
+def test_frozen_batchnorm_and_eval_mode_models_keep_their_statistics():
+    model, x, y = setup(seed=6)
+    model[1].eval()  # e.g. largedrop's frozen BatchNorm: no running-statistics update at all
+    before = {k: v.clone() for k, v in model.state_dict().items() if "running" in k or "tracked" in k}
+    GSNRDropout(model, p=0.3).training_step(x, y, F.cross_entropy)
+    for k, v in before.items():
+        assert torch.equal(model.state_dict()[k], v), k
+    assert not model[1].training and model[0].training
+
+
+def _check_top_k(score, k):
+    mask = top_k_mask(score, k)
+    assert mask.shape == score.shape and mask.dtype == torch.bool
+    assert int(mask.sum()) == k
+    if 0 < k < score.numel():  # independent reference: the k-th largest value by a full sort
+        kth = score.reshape(-1).sort(descending=True).values[k - 1]
+        assert score[mask].min() == kth and (score[~mask] <= kth).all()
+    return mask
+
+
+def test_top_k_mask_is_exact_on_large_tensors():
+    gen = torch.Generator().manual_seed(0)
+    n = 200_003  # above the plain-topk size: the sampled-bracket path
+    smooth = torch.rand(n, generator=gen, dtype=torch.float64).pow(3).to(DEVICE)
+    for k in (0, 1, 17, n // 10, n // 2, n - 1, n):
+        _check_top_k(smooth, k)
+    periodic = (torch.arange(n, device=DEVICE) % 9).float() + 1e-3 * torch.rand(n, generator=gen).to(DEVICE)
+    _check_top_k(periodic.view(-1, 1), n // 9 + 5)  # a kernel-like period: a strided sample would alias
+    ties = torch.randint(0, 4, (n,), generator=gen).float().to(DEVICE)  # huge ties at the threshold
+    mask = _check_top_k(ties, n // 10)
+    assert (ties[mask] == 3).all()
+    # a tensor whose sampled positions all hold the smallest value: the bracket misses, exact topk fallback
+    picked = (torch.arange(_SAMPLE, dtype=torch.float64) * 0.6180339887498949).frac().mul(n).long()
+    tricky = torch.rand(n, generator=gen).add(1.0)
+    tricky[picked] = 0.0
+    _check_top_k(tricky.to(DEVICE), n // 10)
+    with pytest.raises(ValueError, match="k must be"):
+        top_k_mask(smooth, n + 1)
