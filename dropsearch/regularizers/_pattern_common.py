@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -127,3 +127,19 @@ def rescale_per_example(x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
     kept = keep.reshape(keep.shape[0], -1).sum(dim=1).clamp_min(1.0)  # (B,)
     scale = (per_example / kept).view((-1,) + (1,) * (x.ndim - 1))  # (B, 1, ...)
     return x * (keep * scale).to(x.dtype)
+
+
+def check_mask_shape(shape: Sequence[int], layout: tuple[str, ...]) -> tuple[int, ...]:
+    """``shape`` as a tuple of positive ints with one entry per name in ``layout`` (e.g. ``("B", "C", "H", "W")``).
+
+    Raises:
+        ValueError: naming the expected layout and the value.
+    """
+    try:
+        dims = tuple(shape)
+        ok = len(dims) == len(layout) and all(not isinstance(d, bool) and int(d) == d and d >= 1 for d in dims)
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(f"shape must be ({', '.join(layout)}) with positive sizes, got {shape!r}")
+    return tuple(int(d) for d in dims)

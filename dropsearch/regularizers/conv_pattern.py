@@ -28,6 +28,7 @@ from dropsearch.regularizers._pattern_common import (
     DITHER_LEVELS,
     active_cells,
     check_finite,
+    check_mask_shape,
     read_tokens,
     rescale_per_example,
 )
@@ -49,14 +50,7 @@ def _conv_tokens(pattern: SitePattern | Mapping[str, Any]) -> tuple[ConvShape, f
 
 
 def _check_shape(shape: Sequence[int]) -> tuple[int, ...]:
-    try:
-        dims = tuple(shape)
-        ok = len(dims) == 4 and all(not isinstance(d, bool) and int(d) == d and d >= 1 for d in dims)
-    except (TypeError, ValueError):
-        ok = False
-    if not ok:
-        raise ValueError(f"shape must be (B, C, H, W) with positive sizes, got {shape!r}")
-    return tuple(int(d) for d in dims)
+    return check_mask_shape(shape, ("B", "C", "H", "W"))
 
 
 def _density(tokens: ConvShape) -> float:

@@ -27,6 +27,7 @@ from dropsearch.regularizers._pattern_common import (
     DITHER_LEVELS,
     active_cells,
     bit_reversed_order,
+    check_mask_shape,
     read_tokens,
     rescale_per_example,
 )
@@ -41,14 +42,7 @@ def _seq_tokens(pattern: SitePattern | Mapping[str, Any]) -> tuple[SequenceShape
 
 
 def _check_shape(shape: Sequence[int]) -> tuple[int, ...]:
-    try:
-        dims = tuple(shape)
-        ok = len(dims) == 3 and all(not isinstance(d, bool) and int(d) == d and d >= 1 for d in dims)
-    except (TypeError, ValueError):
-        ok = False
-    if not ok:
-        raise ValueError(f"shape must be (B, T, C) with positive sizes, got {shape!r}")
-    return tuple(int(d) for d in dims)
+    return check_mask_shape(shape, ("B", "T", "C"))
 
 
 def _density(tokens: SequenceShape) -> float:
