@@ -1,16 +1,19 @@
 """Search overhead: dropsearch's actor-pool engine against Ray Tune's defaults on the same children.
 
 16 identical children of about 5 s of real training each (an MLP on the synthetic dataset, one thread), 2 at a
-time. The ideal wall time is the total child work divided by the workers, with the child work measured in this
-process before Ray starts (so everything Ray adds, including its background processes' CPU use, counts as
-overhead). Ray is started once, before either engine is timed, as in the service (the runner keeps Ray up).
-dropsearch is timed twice: a cold run (its workers start inside the timed run) and the steady state of a runner
-(workers kept warm from the previous search, :class:`dropsearch.workers.pool.WarmPool`); both are reported.
+time. The ideal wall time is the total child work divided by the workers, with the child work measured before Ray
+starts, in plain processes: ``concurrent`` children trained at once in as many processes (they share the cores,
+caches and memory bandwidth as the search's workers do), so everything Ray and the engine add, including their
+background processes' CPU use, counts as overhead. The time of one child trained alone is reported too, with the
+overhead against that stricter ideal. Ray is started once, before either engine is timed, as in the service (the
+runner keeps Ray up). dropsearch is timed in a cold run (its workers start inside the timed run) and in
+``--repeats`` runs in the steady state of a runner (workers kept warm from the previous search,
+:class:`dropsearch.workers.pool.WarmPool`); the cold figure and the median of the warm ones are reported.
 
 Prints JSON::
 
-    {"child_s": 5.0, "trials": 16, "concurrent": 2, "ideal_s": 40.0,
-     "dropsearch": {"wall_s": ..., "overhead_fraction": ...},
+    {"child_s": 4.9, "child_concurrent_s": 5.0, "trials": 16, "concurrent": 2, "ideal_s": 40.0,
+     "dropsearch": {"wall_s": ..., "overhead_fraction": ..., "overhead_fraction_vs_alone": ...},
      "tune_defaults": {"wall_s": ..., "overhead_fraction": ...}, "ratio": ...}
 
 Usage: ``python benchmarks/search_overhead.py [--trials 16] [--concurrent 2] [--child-seconds 5] [--quick]``
@@ -23,6 +26,7 @@ import contextlib
 import json
 import os
 import platform
+import statistics
 import sys
 import tempfile
 import time
@@ -56,11 +60,41 @@ def bare_child_seconds(epochs: int) -> float:
     return time.perf_counter() - start
 
 
-def calibrate(target_s: float) -> tuple[int, float]:
-    """Epochs that make one child last about ``target_s`` seconds, and that child's measured time."""
+def calibrate(target_s: float, rounds: int = 3) -> tuple[int, float]:
+    """Epochs that make one child last about ``target_s`` seconds, and that child's median time over ``rounds``."""
     per_epoch = bare_child_seconds(2) / 2
     epochs = max(1, round(target_s / per_epoch))
-    return epochs, bare_child_seconds(epochs)
+    return epochs, statistics.median(bare_child_seconds(epochs) for _ in range(rounds))
+
+
+def _timed_children(epochs: int, rounds: int, barrier: Any, results: Any) -> None:
+    """One process of :func:`bare_concurrent_seconds`: warm up, then ``rounds`` children started in lockstep."""
+    bare_child_seconds(1)  # imports and first-call costs before the first barrier
+    for _ in range(rounds):
+        barrier.wait()
+        results.put(bare_child_seconds(epochs))
+
+
+def bare_concurrent_seconds(epochs: int, concurrent: int, rounds: int = 3) -> float:
+    """Time of one child when ``concurrent`` children train at once in as many plain processes (no Ray).
+
+    This is the ideal a search with ``concurrent`` one-thread workers can reach on this machine: the children
+    share its cores, caches and memory bandwidth as the search's workers do, with nothing else running. The
+    processes import and warm up first, then start each round together (a barrier); the result is the median
+    over rounds of the mean child time in the round.
+    """
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    barrier, results = ctx.Barrier(concurrent), ctx.Queue()
+    procs = [ctx.Process(target=_timed_children, args=(epochs, rounds, barrier, results)) for _ in range(concurrent)]
+    for proc in procs:
+        proc.start()
+    times = [results.get(timeout=600) for _ in range(concurrent * rounds)]
+    for proc in procs:
+        proc.join()
+    per_round = [times[i : i + concurrent] for i in range(0, len(times), concurrent)]
+    return statistics.median(sum(r) / len(r) for r in per_round)
 
 
 def run_dropsearch(trials: int, concurrent: int, epochs: int) -> float:
@@ -126,18 +160,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trials", type=int, default=16)
     parser.add_argument("--concurrent", type=int, default=2)
     parser.add_argument("--child-seconds", type=float, default=5.0)
-    parser.add_argument("--quick", action="store_true", help="4 trials of about 1 s (CI smoke test)")
+    parser.add_argument("--repeats", type=int, default=3, help="warm dropsearch runs; the median is reported")
+    parser.add_argument("--quick", action="store_true", help="4 trials of about 1 s, one warm run (CI smoke test)")
     args = parser.parse_args(argv)
     if args.quick:
-        args.trials, args.child_seconds = 4, 1.0
+        args.trials, args.child_seconds, args.repeats = 4, 1.0, 1
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     epochs, child_s = calibrate(args.child_seconds)
+    child_together_s = bare_concurrent_seconds(epochs, args.concurrent)
     import ray
 
-    ray.init(num_cpus=args.concurrent, include_dashboard=False, log_to_driver=False)
-    ideal = args.trials * child_s / args.concurrent
+    from dropsearch.workers.setup import ensure_ray
+
+    ensure_ray(num_cpus=args.concurrent)  # the embedded Ray of `dropsearch runner` (no dashboard)
+    ideal = args.trials * child_together_s / args.concurrent
+    ideal_alone = args.trials * child_s / args.concurrent
     cold = run_dropsearch(args.trials, args.concurrent, epochs)  # workers start inside the timed run
-    ours = run_dropsearch(args.trials, args.concurrent, epochs)  # the runner's steady state: warm workers
+    warm = [run_dropsearch(args.trials, args.concurrent, epochs) for _ in range(max(1, args.repeats))]
+    ours = statistics.median(warm)  # the runner's steady state: warm workers
     from dropsearch.workers.pool import warm_pool
 
     warm_pool().clear()  # idle warm workers hold the CPUs Tune's trials need
@@ -147,11 +187,18 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, ray {ray.__version__}",
         "child_s": round(child_s, 3),
+        "child_concurrent_s": round(child_together_s, 3),
         "epochs_per_child": epochs,
         "trials": args.trials,
         "concurrent": args.concurrent,
         "ideal_s": round(ideal, 2),
-        "dropsearch": {"wall_s": round(ours, 2), "overhead_fraction": round(ours_over, 4)},
+        "ideal_alone_s": round(ideal_alone, 2),
+        "dropsearch": {
+            "wall_s": round(ours, 2),
+            "overhead_fraction": round(ours_over, 4),
+            "overhead_fraction_vs_alone": round(ours / ideal_alone - 1, 4),
+            "runs_overhead_fraction": [round(w / ideal - 1, 4) for w in warm],
+        },
         "dropsearch_cold_start": {"wall_s": round(cold, 2), "overhead_fraction": round(cold / ideal - 1, 4)},
         "tune_defaults": {"wall_s": round(tune_wall, 2), "overhead_fraction": round(tune_over, 4)},
         "ratio_tune_to_dropsearch": round(tune_over / ours_over, 2) if ours_over > 0 else None,

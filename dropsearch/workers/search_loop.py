@@ -36,11 +36,11 @@ from dropsearch.workers.events import (
 from dropsearch.workers.pool import make_worker, warm_pool
 from dropsearch.workers.setup import PreparedSearch, check_resources, ensure_ray, prepare_search
 
-__all__ = ["run_search", "reward_of", "PIPELINE_EPOCH_S"]
+__all__ = ["run_search", "reward_of", "CALL_TARGET_S", "epochs_per_call"]
 
-#: Epochs shorter than this (seconds of training) are pipelined: the next one is queued before the driver has
-#: seen the last one's metrics.
-PIPELINE_EPOCH_S = 2.0
+#: Short epochs are grouped so that one call to a worker trains about this long (seconds): the driver's round
+#: trip, its events and Ray's task bookkeeping are then paid per call instead of per epoch.
+CALL_TARGET_S = 1.0
 
 
 def reward_of(metrics: list[dict[str, Any]], metric: str, mode: str) -> float | None:
@@ -52,6 +52,35 @@ def reward_of(metrics: list[dict[str, Any]], metric: str, mode: str) -> float | 
     return None
 
 
+def epochs_per_call(
+    done: int, total: int, epoch_s: float | None, *, asha: bool, target_s: float = CALL_TARGET_S
+) -> int:
+    """How many epochs the next call to a worker trains.
+
+    One epoch while the epoch time is unknown; otherwise as many as fit in ``target_s`` (at least one), never
+    past the trial's last epoch, and with ASHA never past the next power of two: ASHA (grace period 1, reduction
+    factor 2) decides only when a trial reaches a rung at epoch 1, 2, 4, 8, ..., so its decisions and the epochs a
+    stopped trial trains are the same as with one epoch per call.
+
+    Args:
+        done: epochs the trial has reported.
+        total: epochs of the trial's budget.
+        epoch_s: measured seconds per epoch (``None`` before the first).
+        asha: whether ASHA decides early stops.
+        target_s: seconds one call should last. Default: :data:`CALL_TARGET_S`.
+    """
+    remaining = total - done
+    if remaining <= 1 or epoch_s is None:
+        return max(1, min(1, remaining))
+    n = max(1, min(remaining, int(target_s / max(epoch_s, 1e-6))))
+    if asha:
+        rung = 1
+        while rung <= done:
+            rung *= 2
+        n = min(n, rung - done)
+    return n
+
+
 @dataclass
 class _Trial:
     index: int
@@ -61,6 +90,7 @@ class _Trial:
     metrics: list[dict[str, Any]] = field(default_factory=list)
     started: float = 0.0
     trial_id: str = ""
+    epoch_s: float | None = None  # measured seconds per epoch of this trial, from the driver's side
 
 
 @dataclass
@@ -70,7 +100,8 @@ class _Slot:
     has_bundle: bool = False
     trial: _Trial | None = None
     ref: Any = None
-    ahead: Any = None  # the next epoch, already queued on the worker (short epochs only)
+    sent: float = 0.0  # when the call in flight was sent
+    epochs_sent: int = 0  # epochs the call in flight trains
 
 
 class _PoolDriver:
@@ -155,30 +186,30 @@ class _PoolDriver:
             self.callbacks.emit(
                 TrialStarted(trial.index, trial.proposal.tokens, trial.pattern, trial.attempt, slot.node)
             )
-            slot.ref = (slot.worker.run_epoch.remote(), "epoch")
+            self._next_epochs(slot, trial)
             return
-        trial.metrics.append(value)
-        self.callbacks.emit(EpochReported(trial.index, value))
-        if len(trial.metrics) >= self.spec.budget.epochs_per_trial:
-            self._finish(slot, "succeeded")
-        elif self._asha_says_stop(trial, value):
-            self._finish(slot, "stopped")
-        else:
-            self._next_epoch(slot, trial, value)
+        if slot.epochs_sent:
+            trial.epoch_s = (time.perf_counter() - slot.sent) / slot.epochs_sent
+        for metrics in value["metrics"]:
+            trial.metrics.append(metrics)
+            self.callbacks.emit(EpochReported(trial.index, metrics))
+            if len(trial.metrics) >= self.spec.budget.epochs_per_trial:
+                self._finish(slot, "succeeded")
+                return
+            if self._asha_says_stop(trial, metrics):
+                self._finish(slot, "stopped")
+                return
+        if value["error"] is not None:  # an epoch after the reported ones raised
+            self._on_error(slot, value["error"])
+            return
+        self._next_epochs(slot, trial)
 
-    def _next_epoch(self, slot: _Slot, trial: _Trial, metrics: dict[str, Any]) -> None:
-        """Await the next epoch; for short epochs also queue the one after it.
-
-        The worker then never idles waiting for the driver's round trip; at most one short epoch is wasted when
-        ASHA stops the trial.
-        """
-        if slot.ahead is not None:
-            slot.ref, slot.ahead = (slot.ahead, "epoch"), None
-        else:
-            slot.ref = (slot.worker.run_epoch.remote(), "epoch")
-        remaining = self.spec.budget.epochs_per_trial - len(trial.metrics) - 1
-        if remaining > 0 and float(metrics.get("train_s", PIPELINE_EPOCH_S)) < PIPELINE_EPOCH_S:
-            slot.ahead = slot.worker.run_epoch.remote()
+    def _next_epochs(self, slot: _Slot, trial: _Trial) -> None:
+        """Send the next call: one epoch, or several short ones (:func:`epochs_per_call`)."""
+        n = epochs_per_call(
+            len(trial.metrics), self.spec.budget.epochs_per_trial, trial.epoch_s, asha=self.scheduler is not None
+        )
+        slot.ref, slot.sent, slot.epochs_sent = (slot.worker.run_epochs.remote(n), "epoch"), time.perf_counter(), n
 
     def _asha_says_stop(self, trial: _Trial, metrics: dict[str, Any]) -> bool:
         if self.scheduler is None or metrics.get(self.spec.objective.metric) is None:
@@ -203,8 +234,8 @@ class _PoolDriver:
         self.rewards[trial.index] = reward
         if reward is not None and (self.best is None or reward > self.best[0]):
             self.best = (reward, trial.index, trial.pattern)
-        slot.worker.release.remote()  # runs after a queued-ahead epoch, whose result is dropped
-        slot.trial, slot.ref, slot.ahead = None, None, None
+        slot.worker.release.remote()
+        slot.trial, slot.ref = None, None
 
     def _on_error(self, slot: _Slot, exc: Exception) -> None:
         trial = slot.trial
@@ -217,7 +248,7 @@ class _PoolDriver:
             self.scheduler.on_trial_remove(None, _SchedulerTrial(trial.trial_id))
         if trial.attempt <= self.max_failures:
             self.pending.appendleft(_Trial(trial.index, trial.proposal, trial.pattern, trial.attempt + 1))
-            slot.trial, slot.ref, slot.ahead = None, None, None
+            slot.trial, slot.ref = None, None
             return
         self._finish(slot, "failed", error=f"{type(exc).__name__}: {exc}"[:2000])
 

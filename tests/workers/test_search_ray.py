@@ -72,9 +72,43 @@ def test_asha_stops_weak_trials_early():
     finished = rec.of("TrialFinished")
     stopped = [t for t in finished if t.status == "stopped"]
     assert stopped, [t.status for t in finished]
-    for t in stopped:
-        assert len(t.metrics) < 4 and t.reward is not None
+    for t in stopped:  # ASHA (grace 1, reduction 2) decides at the rungs, epochs 1 and 2 here
+        assert len(t.metrics) in (1, 2) and t.reward is not None
     assert any(len(t.metrics) == 4 for t in finished)
+
+
+def test_short_epochs_go_several_per_call_and_every_epoch_is_still_reported_in_order():
+    rec = Recorder()
+    spec = _spec(
+        model={"name": "mlp", "params": {"hidden": [16]}},
+        dataset={"name": "synthetic", "params": {"n": 200}},
+        space={"variants": ["bernoulli"], "rates": [0.0, 0.2]},
+        controller={"name": "random", "batch_size": 2},
+        budget={"trials": 2, "epochs_per_trial": 30},
+    )
+    run_search(spec, callbacks=rec)
+    for index in (0, 1):
+        epochs = [e.metrics["epoch"] for e in rec.of("EpochReported") if e.index == index]
+        assert epochs == list(range(1, 31))
+    finished = rec.of("TrialFinished")
+    assert all(t.status == "succeeded" and len(t.metrics) == 30 for t in finished)
+
+
+def test_a_failure_inside_a_group_of_short_epochs_reports_the_epochs_before_it_then_retries():
+    rec = Recorder()
+    spec = _spec(
+        model={"name": "mlp", "params": {"hidden": [16]}},
+        dataset={"name": "synthetic", "params": {"n": 200}},
+        space={"variants": ["bernoulli"], "rates": [0.0, 0.2]},
+        controller={"name": "random", "batch_size": 1},
+        budget={"trials": 1, "epochs_per_trial": 20, "max_concurrent": 1},
+    )
+    run_search(spec, callbacks=rec, max_failures=1, child_overrides={"inject_failure_at_epoch": 9})
+    reported = [(e.index, e.metrics["epoch"]) for e in rec.of("EpochReported")]
+    assert reported == [(0, k) for k in range(1, 9)] * 2  # each attempt reports epochs 1-8, then fails at 9
+    (finished,) = rec.of("TrialFinished")
+    assert finished.status == "failed" and "injected failure at epoch 9" in finished.error
+    assert [s.attempt for s in rec.of("TrialStarted")] == [1, 2]
 
 
 def test_a_trial_that_raises_is_retried_then_reported_failed_and_the_search_goes_on():

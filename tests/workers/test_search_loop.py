@@ -1,0 +1,31 @@
+"""How many epochs the pool engine asks a worker for in one call (epochs_per_call)."""
+
+from __future__ import annotations
+
+from dropsearch.workers.search_loop import CALL_TARGET_S, epochs_per_call
+
+
+def test_one_epoch_until_the_epoch_time_is_known():
+    assert epochs_per_call(0, 50, None, asha=False) == 1
+
+
+def test_short_epochs_are_grouped_to_about_the_call_target():
+    assert epochs_per_call(1, 100, 0.05, asha=False) == int(CALL_TARGET_S / 0.05)
+    assert epochs_per_call(1, 100, 0.3, asha=False, target_s=1.0) == 3
+
+
+def test_long_epochs_go_one_per_call_and_never_past_the_budget():
+    assert epochs_per_call(3, 10, 5.0, asha=False) == 1
+    assert epochs_per_call(97, 100, 0.001, asha=False) == 3
+    assert epochs_per_call(99, 100, 0.001, asha=False) == 1
+
+
+def test_with_asha_a_call_ends_at_the_next_rung():
+    # rungs of grace 1 / reduction 2 at epochs 1, 2, 4, 8, 16, ...: every call ends on or before the next one
+    ends = []
+    done = 0
+    while done < 40:
+        done += epochs_per_call(done, 40, 0.001, asha=True)
+        ends.append(done)
+    assert ends == [1, 2, 4, 8, 16, 32, 40]
+    assert epochs_per_call(5, 40, 0.5, asha=True, target_s=1.0) == 2  # time-bound before the rung at 8
