@@ -23,6 +23,9 @@ allocator statistics) the peak of live tensor storage bytes (parameters, gradien
 activations and temporaries) counted by :class:`LiveStorageTracker`, a ``TorchDispatchMode`` that sees every
 storage an aten op returns and when it is freed (kernel-internal workspaces are not seen).
 
+Batch sizes: 64 for the ConvNet and 128 for ResNet-18 (the usual CIFAR training batch); ``--batch-size`` sets
+one for every model (docs/REGULARIZERS.md also lists ResNet-18 at batch 32).
+
 Usage::
 
     OMP_NUM_THREADS=2 python benchmarks/regularizers.py                    # the documented table (CPU)
@@ -66,7 +69,7 @@ MODELS: dict[str, dict[str, Any]] = {
         "params": {"depth": 18, "width": 64},
         "quick": {"depth": 18, "width": 4},
         "in_shape": (3, 32, 32),
-        "batch": 32,
+        "batch": 128,  # the usual CIFAR ResNet training batch
     },
 }
 

@@ -2,9 +2,10 @@
 
 16 identical children of about 5 s of real training each (an MLP on the synthetic dataset, one thread), 2 at a
 time. The ideal wall time is the total child work divided by the workers, with the child work measured before Ray
-starts, in plain processes: ``concurrent`` children trained at once in as many processes (they share the cores,
-caches and memory bandwidth as the search's workers do), so everything Ray and the engine add, including their
-background processes' CPU use, counts as overhead. The time of one child trained alone is reported too, with the
+starts and again after it stopped (their mean; the machine's speed drifts by a few percent over minutes), in plain
+processes: ``concurrent`` children trained at once in as many processes (they share the cores, caches and memory
+bandwidth as the search's workers do), so everything Ray and the engine add, including their background
+processes' CPU use, counts as overhead. The time of one child trained alone is reported too, with the
 overhead against that stricter ideal. Ray is started once, before either engine is timed, as in the service (the
 runner keeps Ray up). dropsearch is timed in a cold run (its workers start inside the timed run) and in
 ``--repeats`` runs in the steady state of a runner (workers kept warm from the previous search,
@@ -173,7 +174,6 @@ def main(argv: list[str] | None = None) -> int:
     from dropsearch.workers.setup import ensure_ray
 
     ensure_ray(num_cpus=args.concurrent)  # the embedded Ray of `dropsearch runner` (no dashboard)
-    ideal = args.trials * child_together_s / args.concurrent
     ideal_alone = args.trials * child_s / args.concurrent
     cold = run_dropsearch(args.trials, args.concurrent, epochs)  # workers start inside the timed run
     warm = [run_dropsearch(args.trials, args.concurrent, epochs) for _ in range(max(1, args.repeats))]
@@ -183,11 +183,17 @@ def main(argv: list[str] | None = None) -> int:
     warm_pool().clear()  # idle warm workers hold the CPUs Tune's trials need
     tune_wall = run_tune_defaults(args.trials, args.concurrent, epochs)
     ray.shutdown()
+    # the machine's speed drifts by a few percent over minutes: measure the bare children again after the runs
+    # and take the ideal from both measurements
+    child_before_s, child_after_s = child_together_s, bare_concurrent_seconds(epochs, args.concurrent)
+    child_together_s = (child_before_s + child_after_s) / 2
+    ideal = args.trials * child_together_s / args.concurrent
     ours_over, tune_over = ours / ideal - 1, tune_wall / ideal - 1
     report = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, ray {ray.__version__}",
         "child_s": round(child_s, 3),
         "child_concurrent_s": round(child_together_s, 3),
+        "child_concurrent_before_after_s": [round(child_before_s, 3), round(child_after_s, 3)],
         "epochs_per_child": epochs,
         "trials": args.trials,
         "concurrent": args.concurrent,

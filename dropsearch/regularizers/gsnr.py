@@ -12,7 +12,8 @@ per-example gradient variance. Three estimators:
   processed in ``chunks`` pieces to bound memory (B x the gradient memory otherwise).
 - ``"microbatch"``: ``chunks`` micro-batch mean gradients (one plain backward each, ``torch.autograd.grad``);
   their spread is rescaled to estimate the per-example variance (``var`` of micro-batch means times the
-  micro-batch size). About the cost of one full-batch backward.
+  micro-batch size). About the cost of one full-batch backward; holds ``chunks`` gradients at once, and reduces
+  them in cache-sized blocks (two passes: mean, then spread).
 - ``"domain"``: one gradient per source domain (``domains`` gives each example's domain), rescaled the same way.
 
 For groups ``d`` of sizes ``n_d`` (per-example: all 1) with mean gradients ``g_d``, ``N = sum n_d`` and ``G``
@@ -114,6 +115,43 @@ def _groups(
     return out
 
 
+#: Elements per block of :func:`_weighted_moments` (1 MiB of float32): a block of every group's gradient stays in
+#: the CPU cache across the few passes over it.
+_BLOCK = 1 << 18
+
+
+def _weighted_moments(
+    groups: list[torch.Tensor], weights: list[float], eps: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weighted mean and GSNR of one parameter from its ``G`` group-mean gradients, in cache-sized blocks.
+
+    ``mean = sum_d w_d g_d / N`` and ``var = sum_d w_d (g_d - mean) ** 2 / (G - 1)`` (two passes, so no
+    cancellation when the variance is small against the mean, which is exactly where GSNR is high); the blocks
+    make each pass read memory once instead of streaming every whole gradient per operation.
+
+    Shape:
+        - groups: ``G`` tensors shaped like the parameter
+        - Output: (mean, gsnr), each shaped like the parameter
+    """
+    total = float(sum(weights))
+    flats = [g.reshape(-1) for g in groups]
+    mean_out = torch.empty_like(flats[0])
+    gsnr_out = torch.empty_like(flats[0])
+    for start in range(0, mean_out.numel(), _BLOCK):
+        block = [f[start : start + _BLOCK] for f in flats]
+        mean = torch.mul(block[0], weights[0] / total)
+        for g, w in zip(block[1:], weights[1:], strict=True):
+            mean.add_(g, alpha=w / total)
+        m2 = torch.zeros_like(mean)
+        for g, w in zip(block, weights, strict=True):
+            diff = g - mean
+            m2.addcmul_(diff, diff, value=w)
+        m2.div_(len(groups) - 1).add_(eps)
+        mean_out[start : start + _BLOCK] = mean
+        gsnr_out[start : start + _BLOCK] = mean.square_().div_(m2)
+    return mean_out.view_as(groups[0]), gsnr_out.view_as(groups[0])
+
+
 def _set_eval(model: nn.Module) -> list[tuple[nn.Module, bool]]:
     modes = [(m, m.training) for m in model.modules()]
     model.eval()
@@ -187,6 +225,21 @@ def gsnr_stats(
         return {n: g.detach().unsqueeze(0) for n, g in zip(names, grads, strict=True)}, loss.detach().view(1)
 
     modes = _set_eval(model)
+    if estimator != "per_example":  # one mean gradient per group: keep them all, then two cache-blocked passes
+        try:
+            loss_sum = torch.zeros((), dtype=torch.float64, device=inputs.device)
+            group_grads, weights = [], []
+            for xg, yg, m in _groups(inputs, targets, estimator, chunks, domains):
+                grads, losses = per_group(xg, yg)
+                loss_sum += losses.detach().to(torch.float64).sum() * m
+                group_grads.append(grads)
+                weights.append(float(m))
+        finally:
+            _restore_modes(modes)
+        gsnr, mean = {}, {}
+        for n in names:
+            mean[n], gsnr[n] = _weighted_moments([g.pop(n)[0] for g in group_grads], weights, eps)
+        return GSNRStats(gsnr=gsnr, mean_grad=mean, loss=(loss_sum / sum(weights)).to(mean[names[0]].dtype))
     try:
         total, n_groups = 0.0, 0
         mean: list[torch.Tensor] = []

@@ -112,6 +112,7 @@ def step_helper_for(pattern: Pattern, model: nn.Module) -> Any:
             meta=bool(params.get("meta", False)),
             chunks=int(params.get("chunks", 4)),
             gsnr_batch=params.get("gsnr_batch"),
+            bn_refresh=str(params.get("bn_refresh", "gsnr_pass")),
         )
     if pattern.variant == "gradaug":
         from dropsearch.regularizers.gradaug import GradAug

@@ -108,6 +108,11 @@ def test_model_wide_variants_return_their_step_helper_and_take_the_params():
     model = resnet()
     gsnr = apply(model, {"variant": "gsnr", "params": {"p": 0.2, "chunks": 2, "gsnr_batch": 4}}).helper
     assert isinstance(gsnr, GSNRDropout) and (gsnr.p, gsnr.chunks, gsnr.gsnr_batch) == (0.2, 2, 4)
+    assert gsnr.bn_refresh == "gsnr_pass"
+    forward = apply(resnet(), {"variant": "gsnr", "params": {"bn_refresh": "forward"}}).helper
+    assert forward.bn_refresh == "forward"
+    with pytest.raises(ValueError, match="bn_refresh"):
+        apply(resnet(), {"variant": "gsnr", "params": {"bn_refresh": "never"}})
     ydrop = apply(resnet(), {"variant": "ydrop", "sites": [{"site": "layer1.0.drop", "rate": 0.3}]}).helper
     assert isinstance(ydrop, YDropTrainer) and (ydrop.refresh_every, ydrop.refresh_batch) == (10, 16)
     gradaug = apply(resnet(), {"variant": "gradaug", "params": {"min_width": 0.9, "n_subnets": 2}}).helper
