@@ -34,6 +34,7 @@ from ray.tune.search import Searcher
 
 from dropsearch.controller._base import BaseController, Proposal
 from dropsearch.search.codec import tokens_to_pattern
+from dropsearch.search.reward import trial_reward
 from dropsearch.search.space import SearchSpace
 
 __all__ = ["ControllerSearcher"]
@@ -124,13 +125,7 @@ class ControllerSearcher(Searcher):
         }
 
     def _reward(self, trial_id: str, result: dict | None) -> float | None:
-        value = (result or {}).get(self._metric, self._last.get(trial_id))
-        if value is None:
-            return None
-        value = float(value)
-        if value != value:  # NaN: treated like an error
-            return None
-        return -value if self._mode == "min" else value
+        return trial_reward([self._last.get(trial_id), (result or {}).get(self._metric)], self._mode or "max")
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         """Remember the last reported metric (the reward of a trial that ends without a final result)."""

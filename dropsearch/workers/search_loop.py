@@ -4,7 +4,8 @@ Batches are synchronous, as in AutoDropout: batch ``b`` holds trial indices ``[b
 samples it, up to ``max_concurrent`` children train at once, and one policy update follows when every trial of the
 batch has ended. Rules the controller sees:
 
-- reward = the objective of the trial's last reported epoch (negated when ``mode == "min"``);
+- reward = the objective of the trial's last reported epoch (negated when ``mode == "min"``; NaN there: left out of
+  the update), :func:`dropsearch.search.trial_reward`;
 - an early-stopped trial (ASHA) counts with the objective of its last epoch, like a finished one;
 - a trial that raised is retried up to ``max_failures`` times on a fresh worker; after that it is ``failed`` and
   left out of the update (a batch whose trials all failed makes no update).
@@ -23,6 +24,7 @@ from typing import Any
 
 from dropsearch.controller import BaseController, Proposal, make_controller
 from dropsearch.search.codec import tokens_to_pattern
+from dropsearch.search.reward import trial_reward
 from dropsearch.search.spec import SearchSpec
 from dropsearch.workers.events import (
     ControllerUpdated,
@@ -44,12 +46,8 @@ CALL_TARGET_S = 1.0
 
 
 def reward_of(metrics: list[dict[str, Any]], metric: str, mode: str) -> float | None:
-    """The controller's reward for a trial: the objective of its last epoch that reported it (``-value`` for min)."""
-    for epoch in reversed(metrics):
-        value = epoch.get(metric)
-        if value is not None and value == value:
-            return float(value) if mode == "max" else -float(value)
-    return None
+    """The controller's reward for a trial from its per-epoch metrics (:func:`dropsearch.search.trial_reward`)."""
+    return trial_reward((epoch.get(metric) for epoch in metrics), mode)
 
 
 def epochs_per_call(
