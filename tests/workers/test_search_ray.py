@@ -77,16 +77,20 @@ def test_asha_stops_weak_trials_early():
     assert any(len(t.metrics) == 4 for t in finished)
 
 
-def test_short_epochs_go_several_per_call_and_every_epoch_is_still_reported_in_order():
-    rec = Recorder()
-    spec = _spec(
+def _short_epochs_spec(*, trials: int, epochs: int, concurrent: int) -> SearchSpec:
+    """A tiny MLP on 200 synthetic examples: epochs of a few milliseconds, grouped several per call."""
+    return _spec(
         model={"name": "mlp", "params": {"hidden": [16]}},
         dataset={"name": "synthetic", "params": {"n": 200}},
         space={"variants": ["bernoulli"], "rates": [0.0, 0.2]},
-        controller={"name": "random", "batch_size": 2},
-        budget={"trials": 2, "epochs_per_trial": 30},
+        controller={"name": "random", "batch_size": concurrent},
+        budget={"trials": trials, "epochs_per_trial": epochs, "max_concurrent": concurrent},
     )
-    run_search(spec, callbacks=rec)
+
+
+def test_short_epochs_go_several_per_call_and_every_epoch_is_still_reported_in_order():
+    rec = Recorder()
+    run_search(_short_epochs_spec(trials=2, epochs=30, concurrent=2), callbacks=rec)
     for index in (0, 1):
         epochs = [e.metrics["epoch"] for e in rec.of("EpochReported") if e.index == index]
         assert epochs == list(range(1, 31))
@@ -96,13 +100,7 @@ def test_short_epochs_go_several_per_call_and_every_epoch_is_still_reported_in_o
 
 def test_a_failure_inside_a_group_of_short_epochs_reports_the_epochs_before_it_then_retries():
     rec = Recorder()
-    spec = _spec(
-        model={"name": "mlp", "params": {"hidden": [16]}},
-        dataset={"name": "synthetic", "params": {"n": 200}},
-        space={"variants": ["bernoulli"], "rates": [0.0, 0.2]},
-        controller={"name": "random", "batch_size": 1},
-        budget={"trials": 1, "epochs_per_trial": 20, "max_concurrent": 1},
-    )
+    spec = _short_epochs_spec(trials=1, epochs=20, concurrent=1)
     run_search(spec, callbacks=rec, max_failures=1, child_overrides={"inject_failure_at_epoch": 9})
     reported = [(e.index, e.metrics["epoch"]) for e in rec.of("EpochReported")]
     assert reported == [(0, k) for k in range(1, 9)] * 2  # each attempt reports epochs 1-8, then fails at 9
