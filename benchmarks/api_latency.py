@@ -25,7 +25,6 @@ import json
 import os
 import platform
 import shutil
-import socket
 import tempfile
 import threading
 import time
@@ -49,33 +48,6 @@ SPEC = {
 #: The search trained while GET latency is measured: long enough to outlast the measurement (stopped after it).
 LONG_SPEC = {**SPEC, "name": "bench-long", "budget": {**SPEC["budget"], "trials": 64, "epochs_per_trial": 3}}
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextmanager
-def serving(app: Any) -> Iterator[str]:
-    """Serve ``app`` with uvicorn on 127.0.0.1:<free port> in a thread; yields the base URL."""
-    import uvicorn
-
-    config = uvicorn.Config(app, host="127.0.0.1", port=_free_port(), log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{config.port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
 
 
 @contextmanager
@@ -147,6 +119,7 @@ def _percentiles(samples_ms: list[float]) -> dict[str, float]:
 def concurrent_submissions(url: str, n: int = 50) -> dict[str, Any]:
     """POST ``n`` job specs at once (one thread each, released by a barrier); count what was stored."""
     from dropsearch.api.app import create_app
+    from dropsearch.api.threaded_server import serve_in_thread
 
     data_dir = Path(tempfile.mkdtemp(prefix="dsbench-"))
     owner = f"bench-{uuid.uuid4().hex[:6]}"
@@ -154,7 +127,7 @@ def concurrent_submissions(url: str, n: int = 50) -> dict[str, Any]:
     answers: list[tuple[int, str, float]] = []
     lock = threading.Lock()
     barrier = threading.Barrier(n)
-    with serving(create_app(_settings(url, data_dir), migrate=False)) as base:
+    with serve_in_thread(create_app(_settings(url, data_dir), migrate=False)) as base:
 
         def submit(i: int) -> None:
             body = {**SPEC, "name": f"bench-{i}"}
@@ -209,6 +182,7 @@ def _read_routes(search_id: str, trial_id: str | None) -> list[str]:
 def get_latency(requests: int = 600, clients: int = 4, run_search: bool = True) -> dict[str, Any]:
     """GET latency on loopback while a runner in the same process trains a tiny search (SQLite)."""
     from dropsearch.api.app import create_app
+    from dropsearch.api.threaded_server import serve_in_thread
     from dropsearch.runner.runner import Runner
     from dropsearch.store.migrate import upgrade
 
@@ -223,7 +197,7 @@ def get_latency(requests: int = 600, clients: int = 4, run_search: bool = True) 
     statuses: Counter[int] = Counter()
     lock = threading.Lock()
     try:
-        with serving(create_app(settings, migrate=False)) as base:
+        with serve_in_thread(create_app(settings, migrate=False)) as base:
             with httpx.Client(base_url=base, timeout=60) as client:
                 search_id = client.post("/v1/searches", json=LONG_SPEC, headers=auth).json()["id"]
                 if runner is not None:
