@@ -26,7 +26,7 @@ batch and are not updated; dropout is off); every module's mode is restored afte
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -152,6 +152,50 @@ def _weighted_moments(
     return mean_out.view_as(groups[0]), gsnr_out.view_as(groups[0])
 
 
+def _grouped_moments(
+    pieces: Iterable[tuple[list[torch.Tensor], int, int]], eps: float
+) -> tuple[list[torch.Tensor], list[torch.Tensor], float]:
+    """Mean, GSNR and total weight from one mean gradient per group (``c == 1`` pieces of ``m`` examples)."""
+    collected = list(pieces)
+    weights = [float(m) for _, _, m in collected]
+    moments = [
+        _weighted_moments([grads[i][0] for grads, _, _ in collected], weights, eps) for i in range(len(collected[0][0]))
+    ]
+    return [mean for mean, _ in moments], [gsnr for _, gsnr in moments], sum(weights)
+
+
+def _streamed_moments(
+    pieces: Iterable[tuple[list[torch.Tensor], int, int]], eps: float
+) -> tuple[list[torch.Tensor], list[torch.Tensor], float]:
+    """Mean, GSNR and total weight from pieces of ``c`` gradients each, by Chan's parallel update (bounded memory)."""
+    total, n_groups = 0.0, 0
+    mean: list[torch.Tensor] = []
+    m2: list[torch.Tensor] = []
+    for g, c, m in pieces:
+        w_b = float(c * m)
+        mu_b = [t[0] for t in g] if c == 1 else [t.mean(0) for t in g]
+        if c > 1:  # the spread inside this piece
+            m2_b = torch._foreach_sub(g, [t.unsqueeze(0) for t in mu_b])
+            m2_b = [t.square().sum(0) for t in m2_b]
+            torch._foreach_mul_(m2_b, float(m))
+        if not mean:  # the first piece: its statistics are the running ones (no copies)
+            mean, m2 = mu_b, m2_b if c > 1 else [torch.zeros_like(t) for t in mu_b]
+        else:  # Chan's parallel update of the weighted mean and M2, fused over all parameters
+            new_total = total + w_b
+            torch._foreach_sub_(mu_b, mean)  # in place (fresh tensors): the offset from the running mean
+            delta = mu_b
+            torch._foreach_add_(mean, delta, alpha=w_b / new_total)
+            if c > 1:
+                torch._foreach_add_(m2, m2_b)
+            torch._foreach_addcmul_(m2, delta, delta, value=total * w_b / new_total)
+        total, n_groups = total + w_b, n_groups + c
+    torch._foreach_div_(m2, float(n_groups - 1))  # the unbiased per-example variance ...
+    torch._foreach_add_(m2, eps)  # ... plus eps: the denominator, computed in place
+    gsnr = torch._foreach_mul(mean, mean)
+    torch._foreach_div_(gsnr, m2)
+    return mean, gsnr, total
+
+
 def _set_eval(model: nn.Module) -> list[tuple[nn.Module, bool]]:
     modes = [(m, m.training) for m in model.modules()]
     model.eval()
@@ -224,55 +268,23 @@ def gsnr_stats(
         grads = torch.autograd.grad(loss, [named[n] for n in names], allow_unused=True, materialize_grads=True)
         return {n: g.detach().unsqueeze(0) for n, g in zip(names, grads, strict=True)}, loss.detach().view(1)
 
-    modes = _set_eval(model)
-    if estimator != "per_example":  # one mean gradient per group: keep them all, then two cache-blocked passes
-        try:
-            loss_sum = torch.zeros((), dtype=torch.float64, device=inputs.device)
-            group_grads, weights = [], []
-            for xg, yg, m in _groups(inputs, targets, estimator, chunks, domains):
-                grads, losses = per_group(xg, yg)
-                loss_sum += losses.detach().to(torch.float64).sum() * m
-                group_grads.append(grads)
-                weights.append(float(m))
-        finally:
-            _restore_modes(modes)
-        gsnr, mean = {}, {}
-        for n in names:
-            mean[n], gsnr[n] = _weighted_moments([g.pop(n)[0] for g in group_grads], weights, eps)
-        return GSNRStats(gsnr=gsnr, mean_grad=mean, loss=(loss_sum / sum(weights)).to(mean[names[0]].dtype))
-    try:
-        total, n_groups = 0.0, 0
-        mean: list[torch.Tensor] = []
-        m2: list[torch.Tensor] = []
-        loss_sum = torch.zeros((), dtype=torch.float64, device=inputs.device)
+    loss_sum = torch.zeros((), dtype=torch.float64, device=inputs.device)
+
+    def pieces() -> Iterator[tuple[list[torch.Tensor], int, int]]:
+        """Per piece of the batch: its gradients (``(c, ...)`` per parameter), ``c`` and ``m``; sums the loss."""
         for xg, yg, m in _groups(inputs, targets, estimator, chunks, domains):
             grads, losses = per_group(xg, yg)
-            c = xg.shape[0]
-            w_b = float(c * m)
-            loss_sum += losses.detach().to(torch.float64).sum() * m
-            g = [grads[n] for n in names]
-            mu_b = [t[0] for t in g] if c == 1 else [t.mean(0) for t in g]
-            if c > 1:  # the spread inside this piece (per-example chunks; one micro-batch or domain has none)
-                m2_b = torch._foreach_sub(g, [t.unsqueeze(0) for t in mu_b])
-                m2_b = [t.square().sum(0) for t in m2_b]
-                torch._foreach_mul_(m2_b, float(m))
-            if not mean:  # the first piece: its statistics are the running ones (no copies)
-                mean, m2 = mu_b, m2_b if c > 1 else [torch.zeros_like(t) for t in mu_b]
-            else:  # Chan's parallel update of the weighted mean and M2, fused over all parameters
-                new_total = total + w_b
-                torch._foreach_sub_(mu_b, mean)  # in place (fresh tensors): the offset from the running mean
-                delta = mu_b
-                torch._foreach_add_(mean, delta, alpha=w_b / new_total)
-                if c > 1:
-                    torch._foreach_add_(m2, m2_b)
-                torch._foreach_addcmul_(m2, delta, delta, value=total * w_b / new_total)
-            total, n_groups = total + w_b, n_groups + c
+            loss_sum.add_(losses.detach().to(torch.float64).sum() * m)
+            yield [grads.pop(n) for n in names], xg.shape[0], m
+
+    modes = _set_eval(model)
+    try:
+        if estimator == "per_example":  # B per-example gradients: stream them, chunk by chunk
+            mean, gsnr, total = _streamed_moments(pieces(), eps)
+        else:  # a few group-mean gradients: keep them all, then two cache-blocked passes
+            mean, gsnr, total = _grouped_moments(pieces(), eps)
     finally:
         _restore_modes(modes)
-    torch._foreach_div_(m2, float(n_groups - 1))  # the unbiased per-example variance ...
-    torch._foreach_add_(m2, eps)  # ... plus eps: the denominator, computed in place
-    gsnr = torch._foreach_mul(mean, mean)
-    torch._foreach_div_(gsnr, m2)
     gsnr, mean = dict(zip(names, gsnr, strict=True)), dict(zip(names, mean, strict=True))
     return GSNRStats(gsnr=gsnr, mean_grad=mean, loss=(loss_sum / total).to(mean[names[0]].dtype))
 
