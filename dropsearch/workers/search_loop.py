@@ -38,11 +38,14 @@ from dropsearch.workers.events import (
 from dropsearch.workers.pool import make_worker, warm_pool
 from dropsearch.workers.setup import PreparedSearch, check_resources, ensure_ray, prepare_search
 
-__all__ = ["run_search", "reward_of", "CALL_TARGET_S", "epochs_per_call"]
+__all__ = ["run_search", "reward_of", "ASHA_GRACE_PERIOD", "ASHA_REDUCTION_FACTOR", "CALL_TARGET_S", "epochs_per_call"]
 
 #: Short epochs are grouped so that one call to a worker trains about this long (seconds): the driver's round
 #: trip, its events and Ray's task bookkeeping are then paid per call instead of per epoch.
 CALL_TARGET_S = 1.0
+#: ASHA's settings (``budget.early_stopping: asha``): rungs at epochs ``grace * reduction ** k``.
+ASHA_GRACE_PERIOD = 1
+ASHA_REDUCTION_FACTOR = 2
 
 
 def reward_of(metrics: list[dict[str, Any]], metric: str, mode: str) -> float | None:
@@ -56,9 +59,9 @@ def epochs_per_call(
     """How many epochs the next call to a worker trains.
 
     One epoch while the epoch time is unknown; otherwise as many as fit in ``target_s`` (at least one), never
-    past the trial's last epoch, and with ASHA never past the next power of two: ASHA (grace period 1, reduction
-    factor 2) decides only when a trial reaches a rung at epoch 1, 2, 4, 8, ..., so its decisions and the epochs a
-    stopped trial trains are the same as with one epoch per call.
+    past the trial's last epoch, and with ASHA never past its next rung: ASHA decides only when a trial reaches a
+    rung (epochs 1, 2, 4, 8, ... with :data:`ASHA_GRACE_PERIOD` 1 and :data:`ASHA_REDUCTION_FACTOR` 2), so its
+    decisions and the epochs a stopped trial trains are the same as with one epoch per call.
 
     Args:
         done: epochs the trial has reported.
@@ -69,12 +72,12 @@ def epochs_per_call(
     """
     remaining = total - done
     if remaining <= 1 or epoch_s is None:
-        return max(1, min(1, remaining))
+        return 1
     n = max(1, min(remaining, int(target_s / max(epoch_s, 1e-6))))
     if asha:
-        rung = 1
+        rung = ASHA_GRACE_PERIOD
         while rung <= done:
-            rung *= 2
+            rung *= ASHA_REDUCTION_FACTOR
         n = min(n, rung - done)
     return n
 
@@ -141,8 +144,8 @@ class _PoolDriver:
             metric=self.spec.objective.metric,
             mode=self.spec.objective.mode,
             max_t=self.spec.budget.epochs_per_trial,
-            grace_period=1,
-            reduction_factor=2,
+            grace_period=ASHA_GRACE_PERIOD,
+            reduction_factor=ASHA_REDUCTION_FACTOR,
         )
 
     def _slot_resources(self) -> dict[str, float]:

@@ -30,7 +30,7 @@ from dropsearch.workers.events import (
     TrialFinished,
     TrialStarted,
 )
-from dropsearch.workers.search_loop import reward_of
+from dropsearch.workers.search_loop import ASHA_GRACE_PERIOD, ASHA_REDUCTION_FACTOR, reward_of
 from dropsearch.workers.setup import check_resources, ensure_ray, prepare_search
 
 __all__ = ["tune_child", "run_search_with_tune"]
@@ -188,7 +188,10 @@ def run_search_with_tune(
     scheduler = None
     if spec.budget.early_stopping == "asha" and spec.budget.epochs_per_trial > 1:
         scheduler = tune.schedulers.ASHAScheduler(
-            time_attr="epoch", max_t=spec.budget.epochs_per_trial, grace_period=1, reduction_factor=2
+            time_attr="epoch",
+            max_t=spec.budget.epochs_per_trial,
+            grace_period=ASHA_GRACE_PERIOD,
+            reduction_factor=ASHA_REDUCTION_FACTOR,
         )
     base = prepared.child_config({"variant": "none"}).to_dict()
     if res.workers_per_trial > 1:
