@@ -30,7 +30,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -50,29 +50,28 @@ LONG_SPEC = {**SPEC, "name": "bench-long", "budget": {**SPEC["budget"], "trials"
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
 
+def _run_threads(target: Callable[[int], None], args: Iterable[int]) -> float:
+    """Run ``target(i)`` for each ``i`` in a thread of its own, all at once; returns the wall time in seconds."""
+    threads = [threading.Thread(target=target, args=(i,)) for i in args]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - started
+
+
 @contextmanager
 def postgres_database(admin_url: str) -> Iterator[str]:
     """A fresh, migrated Postgres database on the server of ``admin_url``; dropped on exit."""
-    from sqlalchemy import create_engine
-    from sqlalchemy.engine import make_url
+    from dropsearch.store.db import dispose_engines
+    from dropsearch.store.scratch import scratch_database
 
-    from dropsearch.store.migrate import upgrade
-
-    name = f"dropsearch_bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    try:
-        upgrade(url)
-        yield url
-    finally:
-        from dropsearch.store.db import dispose_engines
-
-        dispose_engines()
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
+    with scratch_database(admin_url, prefix="dropsearch_bench") as url:
+        try:
+            yield url
+        finally:
+            dispose_engines()  # the engines this process cached for the database go before it does
 
 
 def _settings(url: str, data_dir: Path) -> Any:
@@ -142,13 +141,7 @@ def concurrent_submissions(url: str, n: int = 50) -> dict[str, Any]:
             with lock:
                 answers.append((*answer, (time.perf_counter() - started) * 1000))
 
-        threads = [threading.Thread(target=submit, args=(i,)) for i in range(n)]
-        started = time.perf_counter()
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        wall = time.perf_counter() - started
+        wall = _run_threads(submit, range(n))
     shutil.rmtree(data_dir, ignore_errors=True)
     accepted = {json.loads(text)["id"] for code, text, _ in answers if code == 201}
     stored = set(_stored(url, owner))
@@ -224,13 +217,7 @@ def get_latency(requests: int = 600, clients: int = 4, run_search: bool = True) 
                             samples.setdefault(route.replace(search_id, "{id}"), []).append(elapsed)
                             statuses[response.status_code] += 1
 
-            threads = [threading.Thread(target=hammer, args=(c,)) for c in range(clients)]
-            started = time.perf_counter()
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-            wall = time.perf_counter() - started
+            wall = _run_threads(hammer, range(clients))
             with httpx.Client(base_url=base, timeout=60) as client:
                 progress = client.get(f"/v1/searches/{search_id}", headers=auth).json()
     finally:

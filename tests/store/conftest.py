@@ -9,44 +9,31 @@ from __future__ import annotations
 
 import os
 import shutil
-import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 from dropsearch.store.db import make_engine
 from dropsearch.store.migrate import upgrade
+from dropsearch.store.scratch import scratch_database
 
 POSTGRES_URL = os.environ.get("DROPSEARCH_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 TABLES = "api_keys, searches, trials, controller_states, events"
 
 
-def _admin_engine() -> Engine:
-    return create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
-
-
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """URL of a fresh, migrated Postgres database for this test session."""
-    name = f"dropsearch_store_{uuid.uuid4().hex[:12]}"
-    admin = _admin_engine()
-    try:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    except Exception as exc:  # no server: skip the Postgres half
-        admin.dispose()
-        pytest.skip(f"Postgres at {POSTGRES_URL} is unreachable: {exc}")
-    url = make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    try:
-        upgrade(url)
+    with ExitStack() as stack:
+        try:
+            url = stack.enter_context(scratch_database(POSTGRES_URL, prefix="dropsearch_store"))
+        except OperationalError as exc:  # no server: skip the Postgres half
+            pytest.skip(f"Postgres at {POSTGRES_URL} is unreachable: {exc}")
         yield url
-    finally:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
 
 
 @pytest.fixture(scope="session")

@@ -1,18 +1,17 @@
 from __future__ import annotations
 
 import multiprocessing
-import uuid
 
 import pytest
 import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, create_engine, inspect
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine, inspect
 
 from dropsearch.store.migrate import alembic_config, current_revision, head_revision, upgrade
 from dropsearch.store.models import Base
+from dropsearch.store.scratch import scratch_database
 
 TABLES = {"api_keys", "searches", "trials", "controller_states", "events"}
 
@@ -76,15 +75,6 @@ def test_concurrent_upgrades_of_a_fresh_sqlite_database(tmp_path) -> None:
 
 @pytest.mark.postgres
 def test_concurrent_upgrades_of_a_fresh_postgres_database(postgres_url: str) -> None:
-    name = f"dropsearch_fresh_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    url = make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
-    try:
+    with scratch_database(postgres_url, prefix="dropsearch_fresh", migrate=False) as url:
         assert _upgrade_concurrently(url) == [0, 0, 0]
         assert current_revision(url) == "0001"
-    finally:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
