@@ -17,6 +17,7 @@ from dropsearch.api.app import create_app
 from dropsearch.config import Settings
 from dropsearch.store.api_keys import create_api_key
 from dropsearch.store.db import Engine, make_engine, session_scope
+from tests.api import runner_sim
 from tests.store.conftest import db_url, postgres_url, sqlite_template  # noqa: F401  (fixtures)
 
 MAX_REQUEST_BYTES = 20_000
@@ -35,6 +36,23 @@ class Api:
 
     def auth(self, key: str | None = None) -> dict[str, str]:
         return {"Authorization": f"Bearer {key or self.alice}"}
+
+
+#: A small valid job spec (3 trials of the convnet on digits).
+SPEC = {"model": {"name": "convnet"}, "dataset": {"name": "digits"}, "budget": {"trials": 3, "max_concurrent": 1}}
+
+
+def finished_search(api: Api, spec: dict = SPEC) -> tuple[str, str]:
+    """Submit ``spec`` as alice over HTTP, then let the simulated runner finish it with one trial (reward 0.8).
+
+    Returns:
+        (search id, trial id)
+    """
+    sid = api.client.post("/v1/searches", json=spec, headers=api.auth()).json()["id"]
+    runner_sim.claim(api.engine, sid)
+    tid = runner_sim.run_trial(api.engine, sid, 0, 0.8)
+    runner_sim.finish(api.engine, sid)
+    return sid, tid
 
 
 def make_settings(db: str, tmp_path: Path, **overrides: object) -> Settings:

@@ -6,10 +6,7 @@ import pytest
 
 from dropsearch.store.api_keys import revoke_api_key
 from dropsearch.store.db import session_scope
-from tests.api import runner_sim
-from tests.api.conftest import Api
-
-SPEC = {"model": {"name": "convnet"}, "dataset": {"name": "digits"}, "budget": {"trials": 3, "max_concurrent": 1}}
+from tests.api.conftest import SPEC, Api, finished_search
 
 
 def routes(sid: str, tid: str) -> list[tuple[str, str]]:
@@ -30,11 +27,7 @@ def routes(sid: str, tid: str) -> list[tuple[str, str]]:
 
 @pytest.fixture
 def finished(api: Api) -> tuple[str, str]:
-    sid = api.client.post("/v1/searches", json=SPEC, headers=api.auth()).json()["id"]
-    runner_sim.claim(api.engine, sid)
-    tid = runner_sim.run_trial(api.engine, sid, 0, 0.8)
-    runner_sim.finish(api.engine, sid)
-    return sid, tid
+    return finished_search(api)
 
 
 @pytest.mark.parametrize(

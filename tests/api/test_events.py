@@ -6,9 +6,7 @@ import json
 
 from dropsearch.client import parse_sse
 from tests.api import runner_sim
-from tests.api.conftest import Api
-
-SPEC = {"model": {"name": "convnet"}, "dataset": {"name": "digits"}, "budget": {"trials": 3, "max_concurrent": 1}}
+from tests.api.conftest import SPEC, Api
 
 
 def finished_search(api: Api, trials: int = 2) -> str:

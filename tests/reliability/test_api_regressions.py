@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import jsonschema_rs
 
-from tests.api.conftest import Api
-
-SPEC = {"model": {"name": "convnet"}, "dataset": {"name": "digits"}, "budget": {"trials": 3, "max_concurrent": 1}}
+from tests.api.conftest import SPEC, Api
 
 
 def _resolved(document: dict, schema: dict) -> dict:

@@ -18,19 +18,8 @@ from sqlalchemy import text
 from dropsearch.api.app import create_app
 from dropsearch.store.api_keys import authenticate, create_api_key
 from dropsearch.store.db import session_scope
-from tests.api import runner_sim
-from tests.api.conftest import MAX_REQUEST_BYTES, Api
+from tests.api.conftest import MAX_REQUEST_BYTES, SPEC, Api, finished_search
 from tests.api.server import serve
-
-SPEC = {"model": {"name": "convnet"}, "dataset": {"name": "digits"}, "budget": {"trials": 3, "max_concurrent": 1}}
-
-
-def _finished_search(api: Api) -> tuple[str, str]:
-    sid = api.client.post("/v1/searches", json=SPEC, headers=api.auth()).json()["id"]
-    runner_sim.claim(api.engine, sid)
-    tid = runner_sim.run_trial(api.engine, sid, 0, 0.8)
-    runner_sim.finish(api.engine, sid)
-    return sid, tid
 
 
 def test_keys_are_stored_only_as_sha256_and_compared_in_constant_time(sqlite_api: Api, monkeypatch) -> None:
@@ -64,7 +53,7 @@ def _openapi_routes(api: Api) -> list[tuple[str, str]]:
 
 def test_owner_isolation_on_every_route_of_the_openapi_document(sqlite_api: Api) -> None:
     api = sqlite_api
-    sid, tid = _finished_search(api)
+    sid, tid = finished_search(api)
     alice, bob = api.auth(), api.auth(api.bob)
     templated = [(m, p) for m, p in _openapi_routes(api) if "{" in p]
     assert {p for _, p in templated} >= {
@@ -127,7 +116,7 @@ def test_request_size_cap_over_real_http_for_declared_and_chunked_bodies(sqlite_
 def test_no_key_or_database_password_reaches_the_logs(sqlite_api: Api, caplog) -> None:
     api = sqlite_api
     caplog.set_level(logging.DEBUG)
-    sid, _ = _finished_search(api)
+    sid, _ = finished_search(api)
     for key in (api.alice, api.bob, api.alice[:-3] + "xyz"):
         api.client.get(f"/v1/searches/{sid}", headers={"Authorization": f"Bearer {key}"})
         api.client.get(f"/v1/searches/{sid}/events", headers={"Authorization": f"Bearer {key}"})
