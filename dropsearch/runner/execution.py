@@ -231,7 +231,7 @@ class SearchExecution:
         """Run the search; marks it finished unless the runner stopped or lost the lease."""
         from dropsearch.search.spec import SearchSpec
         from dropsearch.workers.events import SearchCallbacks
-        from dropsearch.workers.search_loop import run_search
+        from dropsearch.runner.engine import run_search
 
         beat = threading.Thread(target=self._heartbeat, name=f"lease-{self.search.id}", daemon=True)
         beat.start()
