@@ -80,6 +80,8 @@ def create_app(
         version=__version__,
         description=_DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # /docs and /redoc are served from packaged assets by install_ui (no CDN)
+        redoc_url=None,
         responses={
             400: {
                 "model": ErrorPublic,
@@ -102,7 +104,7 @@ def create_app(
     install_error_handlers(app)
     for module in (searches, trials, catalog, health):
         app.include_router(module.router)
-    install_ui(app)  # the web dashboard: /, /ui/, /ui/searches/{id}, /ui/static
+    install_ui(app)  # the web dashboard (/, /ui/, /ui/searches/{id}, /ui/static) and /docs, /redoc
     app.add_middleware(RequestSizeLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)  # outermost: counts 413s too
     return app

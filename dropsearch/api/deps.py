@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from dropsearch.config import Settings
 from dropsearch.store.api_keys import authenticate
@@ -29,6 +30,14 @@ __all__ = [
 ]
 
 _BEARER_HINT = "send Authorization: Bearer <key>"
+
+#: Declares the bearer scheme in the OpenAPI document (``/docs`` shows "Authorize"); the checks and their 401
+#: messages are :func:`current_key`'s own (``auto_error=False``: the scheme never answers by itself).
+bearer_scheme = HTTPBearer(
+    auto_error=False,
+    scheme_name="ApiKey",
+    description="an API key made with `dropsearch keys create` (or the admin key that `dropsearch serve` prints)",
+)
 
 
 @dataclass
@@ -69,7 +78,11 @@ def _unauthorized(detail: str) -> HTTPException:
     return HTTPException(status_code=401, detail=detail, headers={"WWW-Authenticate": "Bearer"})
 
 
-def current_key(request: Request, state: StateDep) -> ApiKeyRecord:
+def current_key(
+    request: Request,
+    state: StateDep,
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)] = None,
+) -> ApiKeyRecord:
     """The active API key of the request's ``Authorization: Bearer <key>`` header.
 
     Raises:

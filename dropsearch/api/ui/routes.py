@@ -1,4 +1,7 @@
-"""Routes of the web dashboard: two HTML pages, their static assets, and ``/`` redirecting to ``/ui/``.
+"""Routes of the web dashboard (its HTML pages and static assets, ``/`` redirecting to ``/ui/``) and the API docs.
+
+``/docs`` (Swagger UI) and ``/redoc`` use copies of ``swagger-ui-dist`` and ``redoc`` in ``static/vendor`` (with
+their licenses), so the docs work without network access and under the dashboard's CSP.
 
 The pages hold no data and need no key: their scripts ask for an API key, keep it in ``sessionStorage`` and
 read everything from the authenticated ``/v1`` routes (the event stream with ``fetch``, since ``EventSource``
@@ -47,6 +50,18 @@ def root() -> RedirectResponse:
 def searches_page() -> FileResponse:
     """The caller's searches: status, progress and best reward."""
     return _page("searches.html")
+
+
+@router.get("/docs")
+def swagger_page() -> FileResponse:
+    """Swagger UI of ``/openapi.json`` (assets served by this app: works offline, same CSP as the dashboard)."""
+    return _page("docs.html")
+
+
+@router.get("/redoc")
+def redoc_page() -> FileResponse:
+    """ReDoc of ``/openapi.json`` (assets served by this app)."""
+    return _page("redoc.html")
 
 
 @router.get("/ui/searches/{search_id}")
