@@ -24,7 +24,15 @@ __all__ = [
 #: Built-in model names (implemented by ``dropsearch.workers``).
 MODELS: tuple[str, ...] = ("convnet", "resnet", "mlp", "transformer")
 #: Built-in dataset names (implemented by ``dropsearch.workers``).
-DATASETS: tuple[str, ...] = ("digits", "rotated-digits", "synthetic", "image-folder", "cifar10", "char-corpus")
+DATASETS: tuple[str, ...] = (
+    "digits",
+    "rotated-digits",
+    "synthetic",
+    "image-folder",
+    "cifar10",
+    "char-corpus",
+    "mnist1d",
+)
 #: What a model, dataset or plugin name must look like.
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 MODEL_GROUP = "dropsearch.models"

@@ -89,8 +89,10 @@ class DatasetBundle:
 
     @property
     def input_kind(self) -> str:
-        """``"sequence"`` for token ids, ``"image"`` for float inputs."""
-        return "sequence" if self.task == "language_model" or not self.x_train.is_floating_point() else "image"
+        """``"sequence"`` for token ids, ``"signal"`` for float ``(C, L)`` inputs, ``"image"`` for other floats."""
+        if self.task == "language_model" or not self.x_train.is_floating_point():
+            return "sequence"
+        return "signal" if len(self.in_shape) == 2 else "image"
 
     def heldout(self) -> tuple[torch.Tensor, torch.Tensor] | None:
         """All held-out domains concatenated (in ``test_domains`` order), or ``None`` when there are none."""

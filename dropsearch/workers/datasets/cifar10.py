@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from dropsearch.workers.datasets.base import DatasetBundle, confine_path, require_dir, require_file, split_train_val
+from dropsearch.workers.datasets.label_noise import check_label_noise, flip_labels
 
 __all__ = ["CLASSES", "TRAIN_FILES", "TEST_FILE", "read_batch", "load_cifar10"]
 
@@ -79,6 +80,7 @@ def load_cifar10(
     n_train: int | None = None,
     train_fraction: float | None = None,
     include_test: bool = True,
+    label_noise: float = 0.0,
 ) -> DatasetBundle:
     """CIFAR-10 from the python batches in a local directory (never downloaded); seeded stratified validation.
 
@@ -90,11 +92,13 @@ def load_cifar10(
         n_train: keep exactly this many training examples (stratified), e.g. for a proxy. Default: all.
         train_fraction: keep this share of the training examples (stratified). Default: all.
         include_test: load ``test_batch`` into ``x_test`` / ``y_test``. Default: ``True``
+        label_noise: fraction of training labels flipped to another class, in ``[0, 1)``. Default: ``0.0``
     """
     name = "cifar10 param path"
     if path is None:
         raise ValueError(f"{name} is required")
     root = require_dir(confine_path(path, allowed_roots, name=name), name=name)
+    check_label_noise(label_noise, name="cifar10 param label_noise")  # before reading the batches
     files = [require_file(root / f, name="cifar10") for f in TRAIN_FILES]
     test_file = require_file(root / TEST_FILE, name="cifar10") if include_test else None
     parts = [read_batch(f) for f in files]
@@ -109,9 +113,10 @@ def load_cifar10(
         prefix="cifar10 param",
     )
     x_test, y_test = read_batch(test_file) if test_file is not None else (None, None)
+    y_train, flipped = flip_labels(y[train_idx], label_noise, 10, seed=seed, name="cifar10 param label_noise")
     return DatasetBundle(
         x_train=x[train_idx],
-        y_train=y[train_idx],
+        y_train=y_train,
         x_val=x[val_idx],
         y_val=y[val_idx],
         in_shape=(3, 32, 32),
@@ -119,7 +124,7 @@ def load_cifar10(
         x_test=x_test,
         y_test=y_test,
         classes=CLASSES,
-        info={"source": str(root), "seed": int(seed)},
+        info={"source": str(root), "seed": int(seed), "label_noise": float(label_noise), "flipped": len(flipped)},
     )
 
 

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from dropsearch.regularizers._checks import check_positive_int
 from dropsearch.workers.datasets.base import DatasetBundle, split_train_val
+from dropsearch.workers.datasets.label_noise import flip_labels
 
 __all__ = ["digits_tensors", "load_digits_bundle"]
 
@@ -41,6 +42,7 @@ def load_digits_bundle(
     val_fraction: float = 0.2,
     n_train: int | None = None,
     train_fraction: float | None = None,
+    label_noise: float = 0.0,
 ) -> DatasetBundle:
     """scikit-learn's bundled 8x8 digits, scaled to [0, 1], with a seeded stratified validation split.
 
@@ -51,21 +53,29 @@ def load_digits_bundle(
         val_fraction: share of each class held out for validation. Default: ``0.2``
         n_train: keep exactly this many training examples (stratified). Default: all.
         train_fraction: keep this share of the training examples (stratified). Default: all.
+        label_noise: fraction of training labels flipped to another class, in ``[0, 1)``. Default: ``0.0``
     """
     x, y = digits_tensors(size)
     g = torch.Generator().manual_seed(int(seed))
     train_idx, val_idx = split_train_val(
         y, generator=g, val_fraction=val_fraction, n_train=n_train, train_fraction=train_fraction, prefix="digits param"
     )
+    y_train, flipped = flip_labels(y[train_idx], label_noise, 10, seed=seed, name="digits param label_noise")
     return DatasetBundle(
         x_train=x[train_idx],
-        y_train=y[train_idx],
+        y_train=y_train,
         x_val=x[val_idx],
         y_val=y[val_idx],
         in_shape=(1, x.shape[2], x.shape[3]),
         num_classes=10,
         classes=tuple(str(c) for c in range(10)),
-        info={"source": "sklearn.datasets.load_digits", "seed": int(seed), "size": x.shape[2]},
+        info={
+            "source": "sklearn.datasets.load_digits",
+            "seed": int(seed),
+            "size": x.shape[2],
+            "label_noise": float(label_noise),
+            "flipped": len(flipped),
+        },
     )
 
 

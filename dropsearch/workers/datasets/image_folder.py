@@ -15,6 +15,7 @@ import torch
 
 from dropsearch.regularizers._checks import check_positive_int
 from dropsearch.workers.datasets.base import DatasetBundle, confine_path, require_dir, split_train_val
+from dropsearch.workers.datasets.label_noise import check_label_noise, flip_labels
 
 __all__ = ["IMAGE_SUFFIXES", "read_image", "load_image_folder"]
 
@@ -84,6 +85,7 @@ def load_image_folder(
     val_fraction: float = 0.2,
     train_domains: Sequence[str] | None = None,
     test_domains: Sequence[str] = (),
+    label_noise: float = 0.0,
 ) -> DatasetBundle:
     """Images from a local folder tree ``path/<class>/*.png|jpg`` (never downloaded), resized to ``size``.
 
@@ -97,6 +99,7 @@ def load_image_folder(
         train_domains: with domains, the layout is ``path/<domain>/<class>/*``; these sub-folders are trained on.
             Default: ``None`` (no domains)
         test_domains: held-out domain sub-folders (with ``train_domains``). Default: none
+        label_noise: fraction of training labels flipped to another class, in ``[0, 1)``. Default: ``0.0``
     """
     name = "image-folder param path"
     if path is None:
@@ -104,6 +107,7 @@ def load_image_folder(
     roots = [Path(r).resolve() for r in allowed_roots]
     root = require_dir(confine_path(path, allowed_roots, name=name), name=name)
     size = check_positive_int(size, name="image-folder param size")
+    check_label_noise(label_noise, name="image-folder param label_noise")  # before reading any image
     g = torch.Generator().manual_seed(int(seed))
     if train_domains is None:
         if test_domains:
@@ -128,9 +132,12 @@ def load_image_folder(
             held_out[dom] = (xt, yt)
     strata = y if d is None else d * len(classes) + y
     train_idx, val_idx = split_train_val(strata, generator=g, val_fraction=val_fraction, prefix="image-folder param")
+    y_train, flipped = flip_labels(
+        y[train_idx], label_noise, len(classes), seed=seed, name="image-folder param label_noise"
+    )
     return DatasetBundle(
         x_train=x[train_idx],
-        y_train=y[train_idx],
+        y_train=y_train,
         x_val=x[val_idx],
         y_val=y[val_idx],
         in_shape=tuple(x.shape[1:]),
@@ -140,7 +147,13 @@ def load_image_folder(
         d_val=None if d is None else d[val_idx],
         test_domains=held_out,
         classes=tuple(classes),
-        info={"source": str(root), "seed": int(seed), "size": size},
+        info={
+            "source": str(root),
+            "seed": int(seed),
+            "size": size,
+            "label_noise": float(label_noise),
+            "flipped": len(flipped),
+        },
     )
 
 

@@ -1,7 +1,7 @@
 """The dataset registry: built-in datasets plus plugins from the entry-point group ``dropsearch.datasets``.
 
 A dataset *loader* is a callable ``loader(*, seed, allowed_roots, **params) -> DatasetBundle`` whose params are
-keyword arguments with defaults. Optional attributes on the loader: ``input_kind`` (``"image"`` or
+keyword arguments with defaults. Optional attributes on the loader: ``input_kind`` (``"image"``, ``"signal"`` or
 ``"sequence"``), ``task``, ``uses_path`` (reads files, so needs ``allowed_roots``) and ``description`` (else the
 docstring's first line). A plugin package declares::
 
@@ -25,6 +25,7 @@ from dropsearch.workers.datasets.char_corpus import load_char_corpus
 from dropsearch.workers.datasets.cifar10 import load_cifar10
 from dropsearch.workers.datasets.digits import load_digits_bundle
 from dropsearch.workers.datasets.image_folder import load_image_folder
+from dropsearch.workers.datasets.mnist1d import load_mnist1d
 from dropsearch.workers.datasets.rotated import load_rotated_digits
 from dropsearch.workers.datasets.synthetic import load_synthetic
 
@@ -48,7 +49,7 @@ class DatasetInfo:
         name: the registry name.
         description: one line.
         params: accepted params and their defaults (``None``: the loader takes any keyword).
-        input_kind: ``"image"`` or ``"sequence"``.
+        input_kind: ``"image"``, ``"signal"`` (1-D signals ``(C, L)``) or ``"sequence"``.
         task: ``"classification"`` or ``"language_model"``.
         uses_path: whether it reads a local path (confined to the dataset roots).
     """
@@ -139,5 +140,6 @@ for _name, _loader in (
     ("image-folder", load_image_folder),
     ("cifar10", load_cifar10),
     ("char-corpus", load_char_corpus),
+    ("mnist1d", load_mnist1d),
 ):
     register_dataset(_name, _loader)

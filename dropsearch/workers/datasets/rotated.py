@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from dropsearch.workers.datasets.base import DatasetBundle, split_train_val
 from dropsearch.workers.datasets.digits import digits_tensors
+from dropsearch.workers.datasets.label_noise import flip_labels
 
 __all__ = ["ANGLES", "rotate_images", "load_rotated_digits"]
 
@@ -74,6 +75,7 @@ def load_rotated_digits(
     n_train: int | None = None,
     train_fraction: float | None = None,
     shard: bool = True,
+    label_noise: float = 0.0,
 ) -> DatasetBundle:
     """Digits rotated by 0-75 degrees, one domain per angle; trains on some angles, holds others out.
 
@@ -88,6 +90,7 @@ def load_rotated_digits(
         train_fraction: keep this share of the training examples. Default: all.
         shard: give each domain a disjoint shard of the images (DomainBed); ``False`` rotates every image into
             every domain. Default: ``True``
+        label_noise: fraction of training labels flipped to another class, in ``[0, 1)``. Default: ``0.0``
     """
     train = _check_domains(train_domains, name="train_domains", allow_empty=False)
     test = _check_domains(test_domains, name="test_domains", allow_empty=True)
@@ -113,10 +116,11 @@ def load_rotated_digits(
         train_fraction=train_fraction,
         prefix="rotated-digits param",
     )
+    y_train, flipped = flip_labels(ys[train_idx], label_noise, 10, seed=seed, name="rotated-digits param label_noise")
     held_out = {str(a): (domain_x[len(train) + i], domain_y[len(train) + i]) for i, a in enumerate(test)}
     return DatasetBundle(
         x_train=xs[train_idx],
-        y_train=ys[train_idx],
+        y_train=y_train,
         x_val=xs[val_idx],
         y_val=ys[val_idx],
         in_shape=(1, x.shape[2], x.shape[3]),
@@ -126,7 +130,14 @@ def load_rotated_digits(
         d_val=ds[val_idx],
         test_domains=held_out,
         classes=tuple(str(c) for c in range(10)),
-        info={"source": "sklearn.datasets.load_digits", "seed": int(seed), "angles": angles, "shard": bool(shard)},
+        info={
+            "source": "sklearn.datasets.load_digits",
+            "seed": int(seed),
+            "angles": angles,
+            "shard": bool(shard),
+            "label_noise": float(label_noise),
+            "flipped": len(flipped),
+        },
     )
 
 

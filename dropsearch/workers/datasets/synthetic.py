@@ -15,6 +15,7 @@ import torch
 
 from dropsearch.regularizers._checks import check_positive_int
 from dropsearch.workers.datasets.base import DatasetBundle, split_train_val
+from dropsearch.workers.datasets.label_noise import flip_labels
 
 __all__ = ["blob_prototypes", "load_synthetic"]
 
@@ -49,6 +50,7 @@ def load_synthetic(
     domains: int = 1,
     test_domains: int = 0,
     domain_shift: float = 0.5,
+    label_noise: float = 0.0,
 ) -> DatasetBundle:
     """Gaussian-blob classification images of a given shape, deterministic by seed (fast, for tests).
 
@@ -63,6 +65,7 @@ def load_synthetic(
         domains: training domains (names ``"0"``, ``"1"``, ...). Default: ``1``
         test_domains: held-out domains, named after the training ones. Default: ``0``
         domain_shift: brightness added per domain index. Default: ``0.5``
+        label_noise: fraction of training labels flipped to another class, in ``[0, 1)``. Default: ``0.0``
     """
     if isinstance(shape, (str, bytes)) or not isinstance(shape, Sequence) or len(shape) != 3:
         raise ValueError(f"synthetic param shape must be (C, H, W), got {shape!r}")
@@ -85,10 +88,11 @@ def load_synthetic(
     train_idx, val_idx = split_train_val(
         ds * classes + ys, generator=g, val_fraction=val_fraction, prefix="synthetic param"
     )
+    y_train, flipped = flip_labels(ys[train_idx], label_noise, classes, seed=seed, name="synthetic param label_noise")
     held_out = {str(k): (x[d == k], y[d == k]) for k in range(domains, total)}
     return DatasetBundle(
         x_train=xs[train_idx],
-        y_train=ys[train_idx],
+        y_train=y_train,
         x_val=xs[val_idx],
         y_val=ys[val_idx],
         in_shape=shape,
@@ -97,7 +101,13 @@ def load_synthetic(
         d_train=ds[train_idx] if domains > 1 or held_out else None,
         d_val=ds[val_idx] if domains > 1 or held_out else None,
         test_domains=held_out,
-        info={"source": "synthetic", "seed": int(seed), "noise": float(noise)},
+        info={
+            "source": "synthetic",
+            "seed": int(seed),
+            "noise": float(noise),
+            "label_noise": float(label_noise),
+            "flipped": len(flipped),
+        },
     )
 
 
