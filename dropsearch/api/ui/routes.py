@@ -11,10 +11,11 @@ loaded from a CDN and the key can only be sent back to the API.
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI
-from fastapi.responses import FileResponse, RedirectResponse
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 __all__ = ["PAGES_DIR", "SECURITY_HEADERS", "STATIC_DIR", "install_ui", "router"]
@@ -59,9 +60,16 @@ def swagger_page() -> FileResponse:
 
 
 @router.get("/redoc")
-def redoc_page() -> FileResponse:
-    """ReDoc of ``/openapi.json`` (assets served by this app)."""
-    return _page("redoc.html")
+def redoc_page() -> HTMLResponse:
+    """ReDoc of ``/openapi.json`` (assets served by this app).
+
+    ReDoc (styled-components) writes ``<style>`` elements, which the CSP refuses unless they carry its nonce: this
+    page's CSP is the dashboard's plus a fresh ``'nonce-...'`` for styles only, handed to ReDoc's ``nonce`` option.
+    """
+    nonce = secrets.token_urlsafe(18)
+    html = (PAGES_DIR / "redoc.html").read_text(encoding="utf-8").replace("{{nonce}}", nonce)
+    csp = SECURITY_HEADERS["Content-Security-Policy"].replace("style-src 'self'", f"style-src 'self' 'nonce-{nonce}'")
+    return HTMLResponse(html, headers={**SECURITY_HEADERS, "Content-Security-Policy": csp})
 
 
 @router.get("/ui/searches/{search_id}")
