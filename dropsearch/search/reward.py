@@ -2,25 +2,54 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
-__all__ = ["MODES", "trial_reward"]
+__all__ = ["MODES", "objective_value", "trial_reward"]
 
 MODES = ("max", "min")
 
 
-def trial_reward(values: Iterable[float | None], mode: str) -> float | None:
+def objective_value(values: Iterable[float | None], *, last_k: int = 1) -> float | None:
+    """The RAW objective of a trial: the mean of its last ``last_k`` reported values (no sign change).
+
+    ``None`` entries (epochs that did not report the objective) are skipped. A trial that reported fewer than
+    ``last_k`` values (e.g. stopped early) gets the mean of those it has. A NaN among the last ``last_k`` values (a
+    child that diverged) gives ``None``, like a trial that reported nothing: it is not credited with earlier epochs.
+
+    Args:
+        values: the objective per reported epoch, in order (``None`` where an epoch did not report it).
+        last_k: how many of the last reported values to average. Default: 1 (the last value).
+
+    Examples::
+
+        >>> objective_value([0.5, 0.75, 0.25]), objective_value([0.5, 0.75, 0.25], last_k=2)
+        (0.25, 0.5)
+        >>> objective_value([0.5, float("nan")], last_k=1) is None, objective_value([float("nan"), 0.5, 0.25], last_k=2)
+        (True, 0.375)
+    """
+    if isinstance(last_k, bool) or not isinstance(last_k, int) or last_k < 1:
+        raise ValueError(f"last_k must be an integer >= 1, got {last_k!r}")
+    window = [float(v) for v in values if v is not None][-last_k:]
+    if not window or any(math.isnan(v) for v in window):
+        return None
+    return window[0] if len(window) == 1 else sum(window) / len(window)
+
+
+def trial_reward(values: Iterable[float | None], mode: str, *, last_k: int = 1) -> float | None:
     """Reward of a trial from the objective values it reported, epoch by epoch, in order.
 
     The reward is the **last** reported value (``None`` entries, epochs that did not report the objective, are
-    skipped), negated when ``mode == "min"`` so that the controller always maximizes. A trial whose last reported
-    value is NaN (a diverged child) gets ``None``, like a failed one: it is left out of the update rather than
+    skipped), or the mean of the last ``last_k`` reported values (:func:`objective_value`), negated when
+    ``mode == "min"`` so that the controller always maximizes. A trial whose last reported value (any of the last
+    ``last_k``) is NaN (a diverged child) gets ``None``, like a failed one: it is left out of the update rather than
     credited with an earlier epoch. A trial that reported nothing gets ``None``. An early-stopped trial counts with
-    its last epoch like a finished one; the caller decides that failed trials get no reward at all.
+    its last epoch(s) like a finished one; the caller decides that failed trials get no reward at all.
 
     Args:
         values: the objective per reported epoch (``None`` where an epoch did not report it).
         mode: ``"max"`` or ``"min"``.
+        last_k: reward over the last ``last_k`` reported values (``objective.last_k`` of the spec). Default: 1
 
     Returns:
         The reward, or ``None`` when the trial must be left out of the update.
@@ -34,10 +63,7 @@ def trial_reward(values: Iterable[float | None], mode: str) -> float | None:
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    last = None
-    for value in values:
-        if value is not None:
-            last = float(value)
-    if last is None or last != last:
+    value = objective_value(values, last_k=last_k)
+    if value is None:
         return None
-    return last if mode == "max" else -last
+    return value if mode == "max" else -value

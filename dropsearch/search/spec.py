@@ -33,6 +33,10 @@ __all__ = [
     "SearchSpec",
     "SEARCH_SPEC_EXAMPLE",
     "TrainingSpec",
+    "BaselineSpec",
+    "ValidationSpec",
+    "VALIDATION_SEED_OFFSET",
+    "validation_trials",
 ]
 
 _STRICT = ConfigDict(extra="forbid")
@@ -58,8 +62,9 @@ SEARCH_SPEC_EXAMPLE: dict[str, Any] = {
         "time_limit_s": None,
     },
     "resources": {"cpus_per_trial": 1, "gpus_per_trial": 0, "workers_per_trial": 1},
-    "objective": {"metric": "val_accuracy", "mode": "max"},
+    "objective": {"metric": "val_accuracy", "mode": "max", "last_k": 1},
     "training": {"batch_size": 64, "lr": 0.001, "optimizer": "adam", "weight_decay": 0.0, "device": "auto"},
+    "validation": {"enabled": True, "top_k": 3, "baselines": [{"variant": "none"}], "seeds": 3, "racing": True},
     "seed": 0,
 }
 
@@ -154,6 +159,13 @@ class BudgetSpec(BaseModel):
     max_concurrent: int = Field(2, ge=1, description="trials running at once; at most `trials`")
     early_stopping: Literal["none", "asha"] = "asha"
     time_limit_s: float | None = Field(None, gt=0, description="wall-clock limit of the whole search")
+    seeds_per_trial: int = Field(
+        1,
+        ge=1,
+        le=16,
+        description="children trained per trial, same pattern, different seeds; the trial's reward is their mean "
+        "(variance / n for n times the cost)",
+    )
     max_failures: int = Field(2, ge=0, le=10, description="retries of a trial that raised before it counts as failed")
 
     @model_validator(mode="after")
@@ -197,6 +209,80 @@ class ObjectiveSpec(BaseModel):
     model_config = _STRICT
     metric: str = Field("val_accuracy", min_length=1, max_length=100)
     mode: Literal["max", "min"] = "max"
+    last_k: int = Field(
+        1, ge=1, le=1000, description="reward = mean of the metric over the trial's last k reported epochs (1 = last)"
+    )
+
+
+#: Validation runs train with seeds ``spec.seed + VALIDATION_SEED_OFFSET + i``: fresh, never a search child's seed.
+VALIDATION_SEED_OFFSET = 10_000
+
+
+class BaselineSpec(BaseModel):
+    """A reference pattern of the validation stage, written against any model: one variant, one rate everywhere.
+
+    Expanded to a full pattern against the model's sites (every site the variant regularizes gets ``rate`` and
+    ``shape``) by :func:`dropsearch.search.validation.baseline_pattern`. Examples: ``{"variant": "none"}`` (no
+    dropout), ``{"variant": "bernoulli", "rate": 0.3}`` (plain dropout 0.3 at every site),
+    ``{"variant": "dropblock", "rate": 0.1, "shape": {"block_size": 3}}``,
+    ``{"variant": "gsnr", "params": {"p": 0.1}}``.
+    """
+
+    model_config = _STRICT
+    variant: str = Field(description=f"one of {VARIANTS}")
+    rate: float = Field(0.0, description="drop rate at every site of the variant, in [0, 1) (0 for 'none')")
+    params: dict[str, Any] = Field(default_factory=dict, description="the variant's own settings")
+    shape: dict[str, Any] = Field(default_factory=dict, description="per-site shape tokens, e.g. block_size")
+    name: str | None = Field(
+        None, min_length=1, max_length=100, description="label in the report; default e.g. 'none', 'bernoulli-0.3'"
+    )
+
+    @field_validator("variant")
+    @classmethod
+    def _variant(cls, v: str) -> str:
+        if v not in VARIANTS:
+            raise ValueError(f"validation.baselines: unknown variant {v!r}; expected one of {', '.join(VARIANTS)}")
+        return v
+
+    @model_validator(mode="after")
+    def _rate(self) -> BaselineSpec:
+        check_rate(self.rate, name="validation.baselines rate")
+        if self.variant == "none" and (self.rate or self.params or self.shape):
+            raise ValueError("validation.baselines: variant 'none' takes no rate, params or shape")
+        if self.name is None:
+            self.name = self.variant if self.variant == "none" or not self.rate else f"{self.variant}-{self.rate:g}"
+        return self
+
+
+class ValidationSpec(BaseModel):
+    """Re-train the best search patterns and the baselines with fresh paired seeds, after the search.
+
+    A search ranks patterns by one child each, so its top reward is partly the luckiest seed; this stage trains the
+    ``top_k`` patterns and every baseline with the same ``seeds`` fresh seeds and reports paired gaps with 95%
+    intervals. It costs at most :func:`validation_trials` extra trials, counted in the server's trial cap.
+    """
+
+    model_config = _STRICT
+    enabled: bool = Field(True, description="run the validation stage after the search")
+    top_k: int = Field(3, ge=1, le=20, description="distinct patterns with the best search reward to re-train")
+    baselines: list[BaselineSpec] = Field(
+        default_factory=lambda: [BaselineSpec(variant="none")],
+        max_length=10,
+        description="reference patterns trained with the same seeds (default: no dropout)",
+    )
+    seeds: int = Field(3, ge=2, le=20, description="fresh training seeds, the same for every arm (paired)")
+    racing: bool = Field(
+        True, description="after 2 seeds, stop arms worse than the leader beyond noise (never a baseline)"
+    )
+
+    @field_validator("baselines")
+    @classmethod
+    def _unique_names(cls, v: list[BaselineSpec]) -> list[BaselineSpec]:
+        names = [b.name for b in v]
+        duplicated = sorted({n for n in names if names.count(n) > 1 and n is not None})
+        if duplicated:
+            raise ValueError(f"validation.baselines: duplicate name(s) {duplicated}; give each a distinct 'name'")
+        return v
 
 
 class SearchSpec(BaseModel):
@@ -212,6 +298,7 @@ class SearchSpec(BaseModel):
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
     objective: ObjectiveSpec = Field(default_factory=ObjectiveSpec)
     training: TrainingSpec = Field(default_factory=TrainingSpec)
+    validation: ValidationSpec = Field(default_factory=ValidationSpec)
     seed: int = Field(0, ge=0)
 
     @model_validator(mode="after")
@@ -219,3 +306,12 @@ class SearchSpec(BaseModel):
         if self.name is None:
             self.name = f"{self.dataset.name}-{self.model.name}"
         return self
+
+
+def validation_trials(spec: SearchSpec) -> int:
+    """The most trials the validation stage of ``spec`` runs: ``(top_k + len(baselines)) * seeds`` (0 if disabled).
+
+    Racing and a search that found fewer than ``top_k`` distinct patterns only make it fewer.
+    """
+    v = spec.validation
+    return (v.top_k + len(v.baselines)) * v.seeds if v.enabled else 0

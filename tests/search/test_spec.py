@@ -38,11 +38,12 @@ def test_minimal_spec_gets_the_documented_defaults():
         "max_concurrent": 2,
         "early_stopping": "asha",
         "time_limit_s": None,
+        "seeds_per_trial": 1,
         "max_failures": 2,
     }
     assert spec.training.batch_size == 64 and spec.training.device == "auto" and spec.training.pretrain_epochs == 0
     assert spec.resources.model_dump() == {"cpus_per_trial": 1, "gpus_per_trial": 0, "workers_per_trial": 1}
-    assert spec.objective.model_dump() == {"metric": "val_accuracy", "mode": "max"}
+    assert spec.objective.model_dump() == {"metric": "val_accuracy", "mode": "max", "last_k": 1}
     assert spec.seed == 0
 
 
