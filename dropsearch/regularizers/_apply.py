@@ -17,14 +17,14 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
-from dropsearch.regularizers.pattern import Pattern, SitePattern
+from dropsearch.regularizers.pattern import Pattern, Site, SitePattern
 from dropsearch.regularizers.site_modules import build_site_module, step_helper_for
 
 __all__ = ["AppliedPattern", "apply", "clear_site", "install_module"]
@@ -79,10 +79,11 @@ class AppliedPattern:
 
 
 def _is_placeholder(module: nn.Module) -> bool:
-    """True for modules a site module may replace outright (placeholders and existing dropout)."""
+    """True for modules a site module may replace outright (placeholders, dropout and stochastic depth)."""
+    from dropsearch.regularizers.find_sites import is_stochastic_depth
     from dropsearch.regularizers.site_modules import is_dropout_module
 
-    return isinstance(module, nn.Identity) or is_dropout_module(module)
+    return isinstance(module, nn.Identity) or is_dropout_module(module) or is_stochastic_depth(module)
 
 
 def install_module(model: nn.Module, path: str, module: nn.Module) -> None:
@@ -131,32 +132,60 @@ def _residual_sibling(model: nn.Module, path: str) -> str | None:
     return sibling if _is_placeholder(module) else None
 
 
-def apply(model: nn.Module, pattern: Pattern | Mapping[str, Any]) -> AppliedPattern:
+def apply(
+    model: nn.Module, pattern: Pattern | Mapping[str, Any], *, sites: Sequence[Site] | None = None
+) -> AppliedPattern:
     """Install ``pattern`` (a :class:`Pattern` or its JSON dict) into ``model``, in place.
 
     Args:
         model: any ``nn.Module`` whose module paths include the pattern's sites.
         pattern: the pattern, as downloaded from ``GET /v1/searches/{id}/best``.
+        sites: the model's sites with their kinds, e.g. from :func:`dropsearch.find_sites`; they tell AutoDropout
+            which sites are token sequences. Default: the model's ``dropout_sites()`` when it has one.
 
     Returns:
         An :class:`AppliedPattern` whose ``training_step`` runs the variant's step.
 
     Raises:
-        ValueError: for an unknown variant, a rate outside ``[0, 1)``, or a site that is not in the model,
-            naming the value.
+        ValueError: for an unknown variant, or a rate outside ``[0, 1)``, naming the value; for pattern sites
+            that are not modules of the model, naming every missing site with the closest module paths and the
+            model's sites the pattern leaves out.
     """
     if not isinstance(pattern, Pattern):
         pattern = Pattern.from_dict(dict(pattern))
-    names = {name for name, _ in model.named_modules()}
-    for site in pattern.sites:
-        if site.site not in names:
-            raise ValueError(f"pattern site {site.site!r} is not a module of the model")
+    _check_sites(model, pattern, sites)
     applied = AppliedPattern(model=model, pattern=pattern)
-    kinds = _site_kinds(model)
+    kinds = _site_kinds(model) if sites is None else {s.name: s.kind for s in sites}
     for site in pattern.sites:
         _install_site(applied, site, kinds.get(site.site))
     applied.helper = step_helper_for(pattern, model)
     return applied
+
+
+def _check_sites(model: nn.Module, pattern: Pattern, sites: Sequence[Site] | None) -> None:
+    """ValueError naming every pattern site missing from ``model`` (with suggestions) and the unused model sites."""
+    from dropsearch.regularizers.find_sites import candidate_site_paths, closest_paths
+
+    names = [name for name, _ in model.named_modules() if name]
+    known = set(names)
+    missing = [s.site for s in pattern.sites if s.site not in known]
+    if not missing:
+        return
+    if sites is not None:
+        model_sites = [s.name for s in sites]
+    else:
+        listed = _site_kinds(model)
+        model_sites = list(listed) if listed else candidate_site_paths(model)
+    named = {s.site for s in pattern.sites}
+    extra = [s for s in model_sites if s not in named]
+    parts = []
+    for path in missing:
+        near = closest_paths(path, model_sites + [n for n in names if n not in model_sites])
+        parts.append(f"{path!r} (closest: {', '.join(map(repr, near))})" if near else repr(path))
+    message = f"{len(missing)} pattern site(s) are not modules of {type(model).__name__}: {'; '.join(parts)}"
+    if extra:
+        message += f". The model's sites that the pattern does not name: {', '.join(map(repr, extra))}"
+    raise ValueError(message)
 
 
 def _site_kinds(model: nn.Module) -> dict[str, str]:

@@ -194,3 +194,30 @@ def test_training_step_without_optimizer_leaves_gradients_for_the_caller():
     assert not loss.requires_grad
     assert all(p.grad is not None for p in model.parameters())
     assert all(torch.equal(p, q) for p, q in zip(model.parameters(), before, strict=True))
+
+
+def test_mismatched_sites_name_every_missing_and_extra_site_with_the_closest_paths():
+    model = build_model("convnet", params={"width_mult": 0.25}, in_shape=(3, 8, 8), num_classes=3)
+    listed = [s.name for s in model.dropout_sites()]
+    pattern = {"variant": "bernoulli", "sites": [
+        {"site": listed[0], "rate": 0.1},
+        {"site": listed[0].replace(".", "_"), "rate": 0.1},  # a typo of the first site
+        {"site": "nowhere.at.all", "rate": 0.1},
+    ]}
+    with pytest.raises(ValueError) as err:
+        apply(model, pattern)
+    message = str(err.value)
+    assert message.startswith("2 pattern site(s) are not modules of ConvNet")
+    assert f"{listed[0].replace('.', '_')!r} (closest: {listed[0]!r}" in message
+    assert "'nowhere.at.all'" in message and "'nowhere.at.all' (closest" not in message
+    extra = message.split("does not name: ")[1]
+    assert extra.split(", ") == [repr(s) for s in listed[1:]]
+    assert isinstance(model.get_submodule(listed[0]), nn.Identity)  # nothing was installed
+
+
+def test_mismatch_without_a_site_list_suggests_the_existing_dropout_layers():
+    from collections import OrderedDict
+
+    named = nn.Sequential(OrderedDict(fc1=nn.Linear(6, 16), act=nn.ReLU(), drop1=nn.Dropout(0.5), fc2=nn.Linear(16, 3)))
+    with pytest.raises(ValueError, match=r"'dropout1' \(closest: 'drop1'\).*does not name: 'drop1'$"):
+        apply(named, {"variant": "bernoulli", "sites": [{"site": "dropout1", "rate": 0.1}]})
