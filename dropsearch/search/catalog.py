@@ -22,7 +22,7 @@ __all__ = [
 ]
 
 #: Built-in model names (implemented by ``dropsearch.workers``).
-MODELS: tuple[str, ...] = ("convnet", "resnet", "mlp", "transformer")
+MODELS: tuple[str, ...] = ("convnet", "resnet", "mlp", "transformer", "cnn1d")
 #: Built-in dataset names (implemented by ``dropsearch.workers``).
 DATASETS: tuple[str, ...] = (
     "digits",

@@ -1,5 +1,6 @@
-"""The model registry and the built-in models (``convnet``, ``resnet``, ``mlp``, ``transformer``)."""
+"""The model registry and the built-in models (``convnet``, ``resnet``, ``mlp``, ``transformer``, ``cnn1d``)."""
 
+from dropsearch.workers.models.cnn1d import CNN1d, build_cnn1d
 from dropsearch.workers.models.convnet import ConvNet, build_convnet
 from dropsearch.workers.models.mlp import MLP, build_mlp
 from dropsearch.workers.models.registry import (
@@ -24,11 +25,13 @@ __all__ = [
     "model_info",
     "model_names",
     "register_model",
+    "CNN1d",
     "ConvNet",
     "MLP",
     "ResNet",
     "Transformer",
     "TransformerConfig",
+    "build_cnn1d",
     "build_convnet",
     "build_mlp",
     "build_resnet",

@@ -79,5 +79,5 @@ def build_mlp(
     return MLP(math.prod(shape), check_positive_int(num_classes, name="num_classes"), hidden)
 
 
-build_mlp.input_kinds = ("image",)  # type: ignore[attr-defined]
+build_mlp.input_kinds = ("image", "signal")  # type: ignore[attr-defined]
 build_mlp.tiny_params = {"hidden": [16, 16]}  # type: ignore[attr-defined]

@@ -2,7 +2,7 @@
 
 A model *builder* is a callable ``builder(*, in_shape, num_classes, **params) -> nn.Module`` whose params are
 keyword arguments with defaults (they are the params a job spec may set; anything else is refused). Optional
-attributes on the builder: ``input_kinds`` (``("image",)``, ``("sequence",)`` or both), ``description`` (else the
+attributes on the builder: ``input_kinds`` (any of ``"image"``, ``"signal"``, ``"sequence"``), ``description`` (else the
 docstring's first line), ``tiny_params`` (a fast configuration for tests). A plugin package declares::
 
     [project.entry-points."dropsearch.models"]
@@ -22,6 +22,7 @@ from torch import nn
 
 from dropsearch.regularizers.pattern import Site
 from dropsearch.workers._plugins import PluginRegistry
+from dropsearch.workers.models.cnn1d import build_cnn1d
 from dropsearch.workers.models.convnet import build_convnet
 from dropsearch.workers.models.mlp import build_mlp
 from dropsearch.workers.models.resnet import build_resnet
@@ -39,7 +40,7 @@ __all__ = [
 ]
 
 ENTRY_POINT_GROUP = "dropsearch.models"
-INPUT_KINDS = ("image", "sequence")
+INPUT_KINDS = ("image", "signal", "sequence")
 
 _REGISTRY = PluginRegistry(
     "model",
@@ -174,5 +175,6 @@ for _name, _builder in (
     ("resnet", build_resnet),
     ("mlp", build_mlp),
     ("transformer", build_transformer),
+    ("cnn1d", build_cnn1d),
 ):
     register_model(_name, _builder)
