@@ -11,26 +11,44 @@ For output pixel ``(i, j)`` (row, column) and integer offset ``(o_y, o_x)`` the 
     (x', y') = M @ (j, i) + SUBPIXEL_SHIFT
     mask[i, j] = canvas[(round(y') + o_y) mod P, (round(x') + o_x) mod P]
 
-evaluated for all examples at once by one ``affine_grid`` + ``grid_sample(mode="nearest")`` on a source canvas
-that covers every sampled position. Because offsets are uniform over the period, every pixel samples a uniform
-residue of the canvas, so the expected drop fraction is exactly the canvas's zero fraction, whatever the
-rotation, shear or map size. ``SUBPIXEL_SHIFT`` keeps the (rational) shear values away from rounding ties.
+Because offsets are uniform over the period, every pixel samples a uniform residue of the canvas, so the expected
+drop fraction is exactly the canvas's zero fraction, whatever the rotation, shear or map size. ``SUBPIXEL_SHIFT``
+keeps the (rational) shear values away from rounding ties.
+
+Evaluation (a :class:`KeepTable`, cached per tokens, active cells, ``H x W`` and device): the rounded positions
+``(round(y') mod P, round(x') mod P)`` depend on neither the batch nor the offsets, so they are computed once (in
+float64) as flat indices into a ``2P x 2P`` canvas; a step only adds each offset's flat shift and gathers. When
+all ``P * P`` masks of one map fit in ``BANK_BYTES`` (e.g. ``P = 64`` at 32 x 32: 4 MiB) they are built once as a
+uint8 bank with their kept counts, and a step is one row gather (``index_select``) per mask: no per-pixel
+arithmetic and no reduction for the per-example rescale.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
-import torch.nn.functional as F
 
 from dropsearch.regularizers._pattern_common import bayer_matrix
 from dropsearch.regularizers.pattern import ConvShape
 
-__all__ = ["SUBPIXEL_SHIFT", "CELLS_PER_PERIOD", "period", "pattern_matrix", "keep_canvas", "sample_keep"]
+__all__ = [
+    "SUBPIXEL_SHIFT",
+    "CELLS_PER_PERIOD",
+    "BANK_BYTES",
+    "period",
+    "pattern_matrix",
+    "keep_canvas",
+    "KeepTable",
+    "keep_table",
+    "sample_keep",
+]
 
 SUBPIXEL_SHIFT = 0.02
 CELLS_PER_PERIOD = 8  # the Bayer matrix side: 64 dither levels
+#: Largest bank of precomputed masks (``P * P * H * W`` uint8) a :class:`KeepTable` builds; beyond it, gathers.
+BANK_BYTES = 1 << 23
 
 
 def period(tokens: ConvShape) -> tuple[int, int, int]:
@@ -61,14 +79,74 @@ def keep_canvas(rows: torch.Tensor, cols: torch.Tensor, tokens: ConvShape, activ
     return (~dropped).float()
 
 
-def _axis_extent(a_x: float, a_y: float, width: int, height: int) -> tuple[int, int]:
-    """Floor of the minimum and ceiling of the maximum of ``a_x * j + a_y * i`` over the output corners."""
-    values = [a_x * j + a_y * i for j in (0, width - 1) for i in (0, height - 1)]
-    return math.floor(min(values)), math.ceil(max(values))
+class KeepTable:
+    """Everything about a pattern mask that does not depend on the offsets (see the module docstring).
+
+    Args:
+        tokens: the shape tokens.
+        active: active cells out of 64 (:func:`._pattern_common.active_cells`).
+        hw: output ``(H, W)``.
+        device: where the tables live.
+
+    Attributes:
+        full: the canvas period ``P``.
+        index: ``(H * W,)`` int64 flat index into ``canvas`` at zero offset.
+        canvas: ``(2P * 2P,)`` uint8 keep canvas over ``[0, 2P)^2``.
+        bank: ``(P * P, H * W)`` uint8 mask of every offset ``o_y * P + o_x``, or ``None`` over ``BANK_BYTES``.
+        kept: ``(P * P,)`` float32 kept pixels of each banked mask, or ``None``.
+    """
+
+    def __init__(self, tokens: ConvShape, active: int, hw: tuple[int, int], device: torch.device) -> None:
+        H, W = hw
+        _, _, full = period(tokens)
+        a11, a12, a21, a22 = pattern_matrix(tokens.rotate, tokens.shear_x, tokens.shear_y)
+        i = torch.arange(H, dtype=torch.float64, device=device)[:, None]
+        j = torch.arange(W, dtype=torch.float64, device=device)[None, :]
+        col = torch.round(a11 * j + a12 * i + SUBPIXEL_SHIFT).long().remainder_(full)  # (H, W)
+        row = torch.round(a21 * j + a22 * i + SUBPIXEL_SHIFT).long().remainder_(full)
+        self.full = full
+        self.index = (row * (2 * full) + col).reshape(-1)
+        span = torch.arange(2 * full, device=device)
+        self.canvas = keep_canvas(span, span, tokens, active).to(torch.uint8).reshape(-1)
+        self.bank: torch.Tensor | None = None
+        self.kept: torch.Tensor | None = None
+        if full * full * H * W <= BANK_BYTES:
+            every = torch.arange(full, device=device)
+            shifts = (every[:, None] * (2 * full) + every[None, :]).reshape(-1)  # (P * P,)
+            self.bank = self.canvas[self.index[None, :] + shifts[:, None]]  # (P * P, H * W)
+            self.kept = self.bank.sum(1, dtype=torch.float32)
+
+    def gather(self, offsets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The uint8 keep masks ``(N, H * W)`` and their kept counts ``(N,)`` float32 for ``(N, 2)`` offsets."""
+        off = offsets.remainder(self.full)
+        if self.bank is not None and self.kept is not None:
+            flat = off[:, 0] * self.full + off[:, 1]
+            return self.bank.index_select(0, flat), self.kept.index_select(0, flat)
+        shift = off[:, 0] * (2 * self.full) + off[:, 1]
+        keep = self.canvas[self.index[None, :] + shift[:, None]]
+        return keep, keep.sum(1, dtype=torch.float32)
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_table(key: tuple, active: int, hw: tuple[int, int], device: torch.device) -> KeepTable:
+    size, stride, repeat, rotate, shear_x, shear_y = key
+    tokens = ConvShape(size=size, stride=stride, repeat=repeat, rotate=rotate, shear_x=shear_x, shear_y=shear_y)
+    return KeepTable(tokens, active, hw, device)
+
+
+def keep_table(tokens: ConvShape, active: int, hw: tuple[int, int], device: torch.device | str) -> KeepTable:
+    """The cached :class:`KeepTable` for these tokens, active cells, ``(H, W)`` and device."""
+    key = (
+        int(tokens.size),
+        int(tokens.stride),
+        int(tokens.repeat),
+        *map(float, (tokens.rotate, tokens.shear_x, tokens.shear_y)),
+    )
+    return _cached_table(key, int(active), (int(hw[0]), int(hw[1])), torch.device(device))
 
 
 def sample_keep(tokens: ConvShape, active: int, hw: tuple[int, int], offsets: torch.Tensor) -> torch.Tensor:
-    """The keep masks for a batch of integer offsets, in one ``affine_grid`` + ``grid_sample``.
+    """The keep masks for a batch of integer offsets (a gather from the cached :class:`KeepTable`).
 
     Args:
         tokens: the shape tokens.
@@ -79,25 +157,5 @@ def sample_keep(tokens: ConvShape, active: int, hw: tuple[int, int], offsets: to
     Returns:
         ``(N, 1, H, W)`` float32 {0, 1} tensor on ``offsets.device``.
     """
-    H, W = hw
-    N, device = offsets.shape[0], offsets.device
-    _, _, full = period(tokens)
-    a11, a12, a21, a22 = pattern_matrix(tokens.rotate, tokens.shear_x, tokens.shear_y)
-    (x_lo, x_hi), (y_lo, y_hi) = _axis_extent(a11, a12, W, H), _axis_extent(a21, a22, W, H)
-    base_x, base_y = 1 - x_lo, 1 - y_lo  # source index of M @ (0, 0) before the offset
-    Ws, Hs = x_hi + base_x + full + 2, y_hi + base_y + full + 2  # room for every offset in [0, P)
-    idx_y = torch.arange(Hs, device=device) - base_y
-    idx_x = torch.arange(Ws, device=device) - base_x
-    source = keep_canvas(idx_y, idx_x, tokens, active)[None, None]  # (1, 1, Hs, Ws)
-    off = offsets.remainder(full).to(torch.float32)  # (N, 2), exact small integers
-    cx, cy = (W - 1) / 2, (H - 1) / 2
-    # source position of the output centre at zero offset, normalized to the source's [-1, 1] range
-    c_x = 2.0 * (a11 * cx + a12 * cy + base_x + SUBPIXEL_SHIFT - (Ws - 1) / 2) / Ws
-    c_y = 2.0 * (a21 * cx + a22 * cy + base_y + SUBPIXEL_SHIFT - (Hs - 1) / 2) / Hs
-    linear = torch.tensor([[a11 * W / Ws, a12 * H / Ws], [a21 * W / Hs, a22 * H / Hs]], device=device)
-    shift = torch.tensor([c_x, c_y], device=device) + off.flip(1) * torch.tensor([2.0 / Ws, 2.0 / Hs], device=device)
-    theta = torch.cat([linear.expand(N, 2, 2), shift[:, :, None]], dim=2)  # (N, 2, 3)
-    grid = F.affine_grid(theta, [N, 1, H, W], align_corners=False)  # (N, H, W, 2)
-    return F.grid_sample(
-        source.expand(N, 1, Hs, Ws), grid, mode="nearest", padding_mode="border", align_corners=False
-    )  # (N, 1, H, W)
+    keep, _ = keep_table(tokens, active, hw, offsets.device).gather(offsets)
+    return keep.to(torch.float32).view(offsets.shape[0], 1, *hw)

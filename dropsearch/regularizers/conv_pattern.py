@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from dropsearch.regularizers._checks import check_rank, check_rate
-from dropsearch.regularizers._conv_canvas import period, sample_keep
+from dropsearch.regularizers._conv_canvas import keep_table, period, sample_keep
 from dropsearch.regularizers._pattern_common import (
     DITHER_LEVELS,
     active_cells,
@@ -192,8 +192,20 @@ class PatternDropout2d(nn.Module):
         check_rank(x, (4,))
         if not self.training or check_rate(self.rate) == 0.0:
             return x
-        keep = pattern_mask(self.tokens(), x.shape, generator=generator, device=x.device)  # (B, C, H, W)
-        return rescale_per_example(x, keep)
+        tokens, rate = _conv_tokens(self.tokens())
+        B, C, H, W = x.shape
+        active = active_cells(rate, _density(tokens))
+        if active == 0:
+            return rescale_per_example(x, torch.ones(B, 1, H, W, device=x.device))
+        n = B if tokens.share_c else B * C
+        offsets = randint(period(tokens)[2], (n, 2), generator=generator, device=x.device)  # (N, 2): (o_y, o_x)
+        keep, kept = keep_table(tokens, active, (H, W), x.device).gather(offsets)  # (N, H * W) uint8, (N,)
+        if tokens.share_c:
+            keep, kept = keep.view(B, 1, H, W), kept * C
+        else:
+            keep, kept = keep.view(B, C, H, W), kept.view(B, C).sum(1)
+        scale = (C * H * W / kept.clamp_min(1.0)).view(B, 1, 1, 1)  # per-example numel / kept, as rescale_per_example
+        return x * (keep * scale).to(x.dtype)
 
     def extra_repr(self) -> str:
         """The settings shown by ``print(module)``."""
