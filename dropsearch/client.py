@@ -97,6 +97,27 @@ class Client:
         params = {"limit": limit, "offset": offset}
         return self._request("GET", f"/v1/searches/{search_id}/trials", params=params).json()
 
+    def all_trials(self, search_id: str) -> list[dict[str, Any]]:
+        """Every trial of a search by index (all pages)."""
+        out: list[dict[str, Any]] = []
+        while True:
+            page = self.trials(search_id, limit=200, offset=len(out))
+            out += page["data"]
+            if not page["data"] or len(out) >= page["count"]:
+                return out
+
+    def trials_csv(self, search_id: str) -> str:
+        """Every trial of a search as one CSV table (one row per trial, per-epoch metrics as columns)."""
+        return self._request("GET", f"/v1/searches/{search_id}/trials", params={"format": "csv"}).text
+
+    def extend(self, search_id: str, trials: int) -> dict[str, Any]:
+        """Continue a succeeded search with ``trials`` more trials (same controller); returns the queued search."""
+        return self._request("POST", f"/v1/searches/{search_id}/extend", json={"trials": trials}).json()
+
+    def spec_schema(self) -> dict[str, Any]:
+        """The JSON schema of a job spec (what ``POST /v1/searches`` accepts)."""
+        return self._request("GET", "/v1/spec-schema").json()
+
     def cancel(self, search_id: str) -> dict[str, Any]:
         """Cancel a search (queued: at once; running: the runner stops it); returns the search."""
         return self._request("POST", f"/v1/searches/{search_id}/cancel").json()

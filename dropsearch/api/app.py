@@ -20,7 +20,7 @@ from dropsearch.api.deps import AppState
 from dropsearch.api.errors import document_error_shapes, install_error_handlers
 from dropsearch.api.limits import RequestSizeLimit
 from dropsearch.api.metrics import ApiMetrics, MetricsMiddleware
-from dropsearch.api.routes import catalog, health, searches, trials
+from dropsearch.api.routes import catalog, extend, health, searches, spec_schema, trials
 from dropsearch.api.schemas import ErrorPublic
 from dropsearch.api.ui.routes import install_ui
 from dropsearch.config import Settings, get_settings
@@ -102,7 +102,7 @@ def create_app(
     )
     app.state.metrics = ApiMetrics()
     install_error_handlers(app)
-    for module in (searches, trials, catalog, health):
+    for module in (searches, extend, trials, catalog, spec_schema, health):
         app.include_router(module.router)
     install_ui(app)  # the web dashboard (/, /ui/, /ui/searches/{id}, /ui/static) and /docs, /redoc
     app.add_middleware(RequestSizeLimit, max_bytes=settings.max_request_bytes)

@@ -61,7 +61,7 @@ def open_engine(settings: Settings) -> Engine:
         fail(str(exc))
 
 
-@app.command()
+@app.command(epilog="Example: dropsearch db upgrade --database-url postgresql+psycopg://user@host/db")
 def upgrade(
     revision: Annotated[str, typer.Option(help="Target Alembic revision.")] = "head",
     data_dir: DataDirOpt = None,
@@ -76,7 +76,7 @@ def upgrade(
     console.print(f"database {_redact(url)} is at revision [bold]{current_revision(url)}[/]")
 
 
-@app.command()
+@app.command(epilog="Example: dropsearch db current || dropsearch db upgrade")
 def current(data_dir: DataDirOpt = None, database_url: DatabaseUrlOpt = None) -> None:
     """Show the database's schema revision and whether it is the newest; exit 1 when it is behind."""
     from dropsearch.store.migrate import current_revision, head_revision

@@ -30,7 +30,7 @@ __all__ = ["app", "create", "list_keys", "revoke"]
 app = typer.Typer(help="API keys: create, list and revoke them (on the database directly).", no_args_is_help=True)
 
 
-@app.command()
+@app.command(epilog="Example: dropsearch keys create --owner alice --name laptop")
 def create(
     owner: Annotated[str, typer.Option(help="Who the key acts for; its searches belong to this owner.")],
     name: Annotated[str, typer.Option(help="A label for the key, e.g. 'laptop'.")] = "cli",
@@ -66,7 +66,7 @@ def create(
     )
 
 
-@app.command("list")
+@app.command("list", epilog="Example: dropsearch keys list --owner alice")
 def list_keys(
     owner: Annotated[str | None, typer.Option(help="Only this owner's keys.")] = None,
     all_: Annotated[bool, typer.Option("--all", help="Include revoked keys.")] = False,
@@ -99,7 +99,7 @@ def list_keys(
     console.print(table)
 
 
-@app.command()
+@app.command(epilog="Example: dropsearch keys revoke 3   (the id from dropsearch keys list)")
 def revoke(
     key_id: Annotated[int, typer.Argument(help="The key's id (see `dropsearch keys list`).")],
     data_dir: DataDirOpt = None,

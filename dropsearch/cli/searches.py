@@ -26,13 +26,42 @@ from dropsearch.cli._common import (
     make_client,
 )
 
-__all__ = ["best", "cancel", "list_searches", "load_spec", "submit", "watch"]
+__all__ = ["SEARCH_STATUSES", "best", "cancel", "list_searches", "load_spec", "submit", "watch"]
 
 SearchIdArg = Annotated[str, typer.Argument(help="The search id (printed by `dropsearch submit`).")]
 
 
+#: Search statuses ``list --status`` accepts (the store's ``SEARCH_STATUSES``; not imported: keeps --help fast).
+SEARCH_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+_YAML_SUFFIXES = (".yaml", ".yml")
+
+
+def _read_spec_file(path: Path) -> Any:
+    """The parsed content of a JSON or (``.yaml``/``.yml``) YAML spec file; exits 2 naming the problem."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        fail(f"spec file not found: {path} (check the path; `dropsearch submit --help` shows an example)", EXIT_USAGE)
+    except (OSError, UnicodeDecodeError) as exc:
+        fail(f"cannot read spec file {path}: {exc}", EXIT_USAGE)
+    if path.suffix.lower() in _YAML_SUFFIXES:
+        import yaml
+
+        try:
+            return yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+            fail(f"{path} is not valid YAML{where}: {getattr(exc, 'problem', None) or exc}", EXIT_USAGE)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        hint = " (a YAML spec needs a .yaml or .yml name)" if exc.lineno == 1 and exc.colno == 1 else ""
+        fail(f"{path} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}{hint}", EXIT_USAGE)
+
+
 def load_spec(path: Path) -> dict[str, Any]:
-    """Read and validate a job spec file; prints every field error and exits 2 when it is invalid.
+    """Read and validate a job spec file (JSON, or YAML when named ``.yaml``/``.yml``); exits 2 listing every error.
 
     Returns:
         The spec as JSON-ready data (defaults filled in), ready for ``POST /v1/searches``.
@@ -41,16 +70,9 @@ def load_spec(path: Path) -> dict[str, Any]:
 
     from dropsearch.search.spec import SearchSpec
 
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        fail(f"spec file not found: {path}", EXIT_USAGE)
-    except (OSError, UnicodeDecodeError) as exc:
-        fail(f"cannot read spec file {path}: {exc}", EXIT_USAGE)
-    except json.JSONDecodeError as exc:
-        fail(f"{path} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}", EXIT_USAGE)
+    raw = _read_spec_file(path)
     if not isinstance(raw, dict):
-        fail(f"{path} must hold a JSON object (the job spec), got {type(raw).__name__}", EXIT_USAGE)
+        fail(f"{path} must hold a JSON object or YAML mapping (the job spec), got {type(raw).__name__}", EXIT_USAGE)
     try:
         spec = SearchSpec.model_validate(raw)
     except ValidationError as exc:
@@ -67,7 +89,7 @@ def load_spec(path: Path) -> dict[str, Any]:
 
 
 def submit(
-    spec_file: Annotated[Path, typer.Argument(help="Job spec JSON file (DESIGN.md section 4b).")],
+    spec_file: Annotated[Path, typer.Argument(help="Job spec file: JSON, or YAML when named .yaml/.yml.")],
     url: UrlOpt = None,
     api_key: ApiKeyOpt = None,
     data_dir: DataDirOpt = None,
@@ -121,7 +143,9 @@ def best(
 
 
 def list_searches(
-    status: Annotated[str | None, typer.Option(help="Only searches with this status.")] = None,
+    status: Annotated[
+        str | None, typer.Option(help=f"Only searches with this status: one of {', '.join(SEARCH_STATUSES)}.")
+    ] = None,
     limit: Annotated[int, typer.Option(min=1, max=200, help="How many (newest first).")] = 20,
     offset: Annotated[int, typer.Option(min=0, help="Skip this many.")] = 0,
     url: UrlOpt = None,
@@ -129,6 +153,8 @@ def list_searches(
     data_dir: DataDirOpt = None,
 ) -> None:
     """List your searches, newest first."""
+    if status is not None and status not in SEARCH_STATUSES:
+        fail(f"--status must be one of {', '.join(SEARCH_STATUSES)}, got {status!r}", EXIT_USAGE)
     client = make_client(url, api_key, data_dir)
     with client, api_errors(client.base_url):
         page = client.list(limit=limit, offset=offset, status=status)
@@ -156,3 +182,4 @@ def cancel(search_id: SearchIdArg, url: UrlOpt = None, api_key: ApiKeyOpt = None
         search = client.cancel(search_id)
     note = "" if search["status"] == "cancelled" else " (cancel requested; the runner stops its trials)"
     console.print(f"search {search_id}: {search['status']}{note}")
+

@@ -148,6 +148,12 @@ class ControllerSpec(BaseModel):
     lr: float = Field(0.0035, gt=0, description="Adam learning rate of the policy")
     entropy_weight: float = Field(0.0001, ge=0, description="weight of the entropy bonus")
     baseline_decay: float = Field(0.95, ge=0, lt=1, description="decay of the moving-average reward baseline")
+    warm_start_from: str | None = Field(
+        None,
+        pattern=r"^[0-9a-f]{32}$",
+        description="id of an earlier search of yours with the same model, space and controller: this search's "
+        "controller starts from that search's latest stored controller state instead of from scratch",
+    )
 
 
 class BudgetSpec(BaseModel):

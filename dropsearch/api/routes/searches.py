@@ -13,6 +13,7 @@ from dropsearch.api.events_stream import search_event_stream
 from dropsearch.api.plots import reward_plot_png
 from dropsearch.api.policy import check_spec
 from dropsearch.api.schemas import ErrorPublic, SearchesPublic, SearchPublic, search_public
+from dropsearch.api.warm_start import check_warm_start, copy_warm_start
 from dropsearch.search.spec import SearchSpec
 from dropsearch.store.db import session_scope
 from dropsearch.store.models import SEARCH_STATUSES, TERMINAL_SEARCH_STATUSES
@@ -59,6 +60,7 @@ def search_or_404(session: Any, owner: str, search_id: str) -> SearchRecord:
 def submit_search(spec: SearchSpec, key: CurrentKey, session: SessionDep, state: StateDep) -> SearchPublic:
     """Validate a job spec against the server's limits and store it as a queued search (the runner picks it up)."""
     check_spec(spec, state.settings)
+    warm_source = check_warm_start(session, key.owner, spec)
     record = create_search(
         session=session,
         owner=key.owner,
@@ -67,6 +69,7 @@ def submit_search(spec: SearchSpec, key: CurrentKey, session: SessionDep, state:
         trials_total=spec.budget.trials,
         objective_mode=spec.objective.mode,
     )
+    copy_warm_start(session, warm_source, record.id)
     session.commit()
     return search_public(record, ray_dashboard_url=state.settings.ray_dashboard_url)
 

@@ -1,12 +1,13 @@
-"""Trials: a search's trials (paginated) and a picture of one trial's dropout masks."""
+"""Trials: a search's trials (paginated JSON, or every trial as CSV) and a picture of one trial's dropout masks."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi import APIRouter, Header, HTTPException, Query, Response
 
 from dropsearch.api.deps import CurrentKey, ReadSessionDep, StateDep
+from dropsearch.api.export import CSV_MEDIA_TYPE, file_stem, trials_csv
 from dropsearch.api.plots import mask_png
 from dropsearch.api.routes.searches import MAX_OFFSET, search_or_404
 from dropsearch.api.schemas import ErrorPublic, TrialsPublic, trial_public
@@ -24,22 +25,57 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.get("/v1/searches/{search_id}/trials", response_model=TrialsPublic, responses=_ERRORS, summary="List trials")
+_CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "content": {"text/csv": {"schema": {"type": "string"}}},
+        "description": "JSON page of trials, or (`format=csv` / `Accept: text/csv`) every trial as one CSV table",
+    }
+}
+
+
+def _wants_csv(format_: str | None, accept: str) -> bool:
+    if format_ is not None:
+        return format_ == "csv"
+    types = [part.split(";")[0].strip().lower() for part in accept.split(",")]
+    return "text/csv" in types and "application/json" not in types
+
+
+@router.get(
+    "/v1/searches/{search_id}/trials",
+    response_model=TrialsPublic,
+    responses={**_ERRORS, **_CSV_RESPONSE},
+    summary="List trials",
+)
 def list_search_trials(
     search_id: str,
     key: CurrentKey,
     session: ReadSessionDep,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    limit: Annotated[int, Query(ge=1, le=200, description="page size (JSON only)")] = 50,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="trials skipped (JSON only)")] = 0,
     status: Annotated[
         str | None,
         Query(description=f"one of {', '.join(TRIAL_STATUSES)}", json_schema_extra={"enum": list(TRIAL_STATUSES)}),
     ] = None,
-) -> TrialsPublic:
-    """A search's trials by index: pattern, status, attempt, per-epoch metrics, reward and timings."""
-    search_or_404(session, key.owner, search_id)
+    format_: Annotated[
+        Literal["json", "csv"] | None,
+        Query(alias="format", description="csv: every trial (not one page) as CSV; default: the Accept header"),
+    ] = None,
+    accept: Annotated[str, Header(description="text/csv asks for CSV (as format=csv)")] = "",
+) -> Any:
+    """A search's trials by index: pattern, status, attempt, per-epoch metrics, reward and timings.
+
+    As CSV (``?format=csv`` or ``Accept: text/csv``) every trial comes in one table, one row per trial, with the
+    per-site rates and the per-epoch metrics flattened into columns such as ``epoch_3.val_accuracy``.
+    """
+    record = search_or_404(session, key.owner, search_id)
     if status is not None and status not in TRIAL_STATUSES:
         raise HTTPException(422, detail=f"query.status: must be one of {', '.join(TRIAL_STATUSES)}, got {status!r}")
+    if _wants_csv(format_, accept):
+        statuses = None if status is None else [status]
+        every = list_trials(session=session, search_id=search_id, limit=None, statuses=statuses).items
+        stem = file_stem(record.name, record.id)
+        headers = {"Content-Disposition": f'attachment; filename="{stem}-trials.csv"', "Cache-Control": "no-store"}
+        return Response(trials_csv(every), media_type=CSV_MEDIA_TYPE, headers=headers)
     page = list_trials(
         session=session, search_id=search_id, limit=limit, offset=offset, statuses=None if status is None else [status]
     )
