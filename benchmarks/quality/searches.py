@@ -9,7 +9,7 @@ from benchmarks.quality.config import SEARCH_VARIANTS, StudySize
 from benchmarks.quality.data import STUDY_DATASETS
 from dropsearch.search.builtin import DEFAULT_RATES
 from dropsearch.search.spec import DatasetRef, SearchSpec
-from dropsearch.workers.events import SearchCallbacks, TrialFinished, TrialStarted
+from dropsearch.runner.events import SearchCallbacks, TrialFinished, TrialStarted
 from dropsearch.workers.search_loop import run_search
 
 __all__ = ["CONTROLLERS", "search_spec", "run_one_search"]

@@ -1,4 +1,4 @@
-"""Ray Tune ``Searcher`` adapter: a controller proposes trials batch by batch (DESIGN.md sections 1 and 4).
+"""Ray Tune ``Searcher`` adapter: a controller proposes trials batch by batch, as in AutoDropout.
 
 Protocol:
 
@@ -7,26 +7,28 @@ Protocol:
   samples the next batch. After ``max_trials`` suggestions it returns ``Searcher.FINISHED``.
 - :meth:`ControllerSearcher.on_trial_complete` records the trial's reward; when the batch's last trial completes,
   the controller is updated once with the batch.
-- **Reward rule.** The reward is the trial's final ``metric`` (``-metric`` when ``mode="min"``), i.e. the last
-  value the trial reported. A trial stopped early by a scheduler (ASHA) therefore counts with its last reported
-  metric, at the epoch it was stopped (a deliberate penalty: it looked worse than its peers). A trial that errored,
-  or that completed without ever reporting ``metric``, is *excluded* from the update: a crash says more about the
-  infrastructure than about the pattern, and a made-up reward would bias the baseline. A batch with no valid
-  reward is dropped without an update. A trial that completes again after a restore (``resume_errored``) only
-  counts if its batch is still open. Within a batch, the update sees the proposals in sample order, whatever
-  order the trials finished in, so a run is reproducible.
+- **Reward rule.** The reward is the trial's final ``metric`` (``-metric`` when ``mode="min"``: only the
+  controller sees this signed value; everything it reports keeps the raw metric), i.e. the last value the trial
+  reported (a report may carry several epochs under ``epochs``: the last of them counts). A trial stopped early
+  by a scheduler (ASHA) therefore counts with its last reported metric, at the epoch it was stopped (a deliberate
+  penalty: it looked worse than its peers). A trial that errored, or that completed without ever reporting
+  ``metric``, is *excluded* from the update: a crash says more about the infrastructure than about the pattern,
+  and a made-up reward would bias the baseline. A batch with no valid reward is dropped without an update
+  (``on_update`` is still called, so the caller can record the progress). A trial that completes again after a
+  restore (``resume_errored``) only counts if its batch is still open. Within a batch, the update sees the
+  proposals in sample order, whatever order the trials finished in, so a run is reproducible.
 - :meth:`save` / :meth:`restore` (and :meth:`get_state` / :meth:`set_state`) hold the controller's full state and the
   open batch, so ``Tuner.restore`` continues exactly where the interrupted run stopped.
 
 The config of a trial is ``{"tokens": [...], "pattern": {...} | None, "proposal_index": int, "policy_version":
-int}``; ``pattern`` is the decoded pattern (DESIGN.md section 3) when the space has a ``variant`` decision.
+int}``; ``pattern`` is the decoded pattern document when the space has a ``variant`` decision.
 """
 
 from __future__ import annotations
 
 import os
 import pickle
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from typing import Any
 
@@ -55,8 +57,12 @@ class ControllerSearcher(Searcher):
         mode: ``"max"`` or ``"min"``. Default: set by ``TuneConfig(mode=...)``.
         batch_size: proposals per controller update. Default: 8
         max_trials: suggestions in total, then ``FINISHED``; ``None`` leaves the limit to Tune's ``num_samples``.
-        on_update: called as ``on_update(stats, controller)`` after each controller update (e.g. to store the
-            controller state); not saved with the searcher's state.
+        on_update: called as ``on_update(stats, controller)`` each time a batch closes (e.g. to store the
+            controller state), also when no trial of the batch had a reward (``stats`` is then empty and the
+            controller is not updated); not saved with the searcher's state.
+        completed: raw objective values (``None``: failed) of trials that ended before a restart, by proposal
+            index: when the restored controller samples them again they are not handed out, and their values
+            are fed to the update as if they had just completed.
 
     Examples::
 
@@ -75,6 +81,7 @@ class ControllerSearcher(Searcher):
         batch_size: int = 8,
         max_trials: int | None = None,
         on_update: Callable[[dict[str, float], BaseController], None] | None = None,
+        completed: Mapping[int, float | None] | None = None,
     ) -> None:
         super().__init__(metric=metric, mode=mode)
         if space is not None and (space.names, space.sizes) != (controller.space.names, controller.space.sizes):
@@ -91,8 +98,9 @@ class ControllerSearcher(Searcher):
         self._queue: list[Proposal] = []  # sampled, not yet handed out
         self._open: dict[str, Proposal] = {}  # trial id -> proposal of the current batch
         self._rewards: dict[str, float | None] = {}  # completed trials of the current batch (None = excluded)
-        self._last: dict[str, float] = {}  # last reported metric of running trials
-        self.n_suggested = 0
+        self._values: dict[str, list[float | None]] = {}  # objective per reported epoch of running trials
+        self._completed = dict(completed or {})
+        self.n_suggested = 0  # trials handed out or fed from ``completed`` by this searcher
 
     def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
         """Take ``metric`` / ``mode`` from ``TuneConfig`` unless given to the constructor (they must agree)."""
@@ -104,15 +112,31 @@ class ControllerSearcher(Searcher):
                 setattr(self, attr, value)
         return True
 
+    def _signed(self, values: list[float | None]) -> float | None:
+        return trial_reward(values, self._mode or "max")
+
+    def _sample_batch(self) -> None:
+        """Sample the next batch; proposals whose result is known from before a restart are fed, not handed out."""
+        n = self.batch_size if self.max_trials is None else min(self.batch_size, self.max_trials - self.n_suggested)
+        for proposal in self.controller.sample(n):
+            if proposal.index is not None and proposal.index in self._completed:
+                key = f"completed-{proposal.index}"
+                self._open[key] = proposal
+                self._rewards[key] = self._signed([self._completed.pop(proposal.index)])
+                self.n_suggested += 1
+            else:
+                self._queue.append(proposal)
+
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
         """The next proposal's config; ``None`` while the batch is still running; ``FINISHED`` after max_trials."""
-        if self.max_trials is not None and self.n_suggested >= self.max_trials:
-            return Searcher.FINISHED
-        if not self._queue:
+        while not self._queue:
             if self._open:
-                return None
-            n = self.batch_size if self.max_trials is None else min(self.batch_size, self.max_trials - self.n_suggested)
-            self._queue = self.controller.sample(n)
+                if not self._maybe_close_batch():
+                    return None
+                continue
+            if self.max_trials is not None and self.n_suggested >= self.max_trials:
+                return Searcher.FINISHED
+            self._sample_batch()
         proposal = self._queue.pop(0)
         self._open[trial_id] = proposal
         self.n_suggested += 1
@@ -124,28 +148,32 @@ class ControllerSearcher(Searcher):
             "policy_version": self.controller.n_updates,
         }
 
-    def _reward(self, trial_id: str, result: dict | None) -> float | None:
-        return trial_reward([self._last.get(trial_id), (result or {}).get(self._metric)], self._mode or "max")
-
     def on_trial_result(self, trial_id: str, result: dict) -> None:
-        """Remember the last reported metric (the reward of a trial that ends without a final result)."""
-        if self._metric in result:
-            self._last[trial_id] = result[self._metric]
+        """Remember the reported objective values (a report may carry several epochs under ``epochs``)."""
+        epochs = result.get("epochs")
+        values = [e.get(self._metric) for e in epochs] if isinstance(epochs, list) else [result.get(self._metric)]
+        self._values.setdefault(trial_id, []).extend(values)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         """Record the reward by the rule in the module docstring; update the controller when the batch is done."""
+        values = self._values.pop(trial_id, None)
         if trial_id not in self._open or trial_id in self._rewards:
             return
-        self._rewards[trial_id] = None if error else self._reward(trial_id, result)
-        self._last.pop(trial_id, None)
+        if values is None:  # never reported through on_trial_result: the final result is all there is
+            values = [(result or {}).get(self._metric)]
+        self._rewards[trial_id] = None if error else self._signed(values)
+        self._maybe_close_batch()
+
+    def _maybe_close_batch(self) -> bool:
+        """Update the controller once every proposal of the batch has a result; returns whether it closed."""
         if self._queue or len(self._rewards) < len(self._open):
-            return
+            return False
         done = sorted(((self._open[t], r) for t, r in self._rewards.items() if r is not None), key=_order)
         self._open, self._rewards = {}, {}
-        if done:
-            stats = self.controller.update([p for p, _ in done], [r for _, r in done])
-            if self.on_update is not None:
-                self.on_update(stats, self.controller)
+        stats = self.controller.update([p for p, _ in done], [r for _, r in done]) if done else {}
+        if self.on_update is not None:
+            self.on_update(stats, self.controller)
+        return True
 
     def get_state(self) -> dict[str, Any]:
         """Plain, picklable state: the controller's state dict, the open batch and the counters."""
@@ -154,7 +182,8 @@ class ControllerSearcher(Searcher):
             "queue": [asdict(p) for p in self._queue],
             "open": {t: asdict(p) for t, p in self._open.items()},
             "rewards": dict(self._rewards),
-            "last": dict(self._last),
+            "values": {t: list(v) for t, v in self._values.items()},
+            "completed": dict(self._completed),
             "n_suggested": self.n_suggested,
             "metric": self._metric,
             "mode": self._mode,
@@ -167,7 +196,9 @@ class ControllerSearcher(Searcher):
         self._open = {
             t: Proposal(tuple(p.pop("tokens")), **p) for t, p in ((t, dict(p)) for t, p in state["open"].items())
         }
-        self._rewards, self._last = dict(state["rewards"]), dict(state["last"])
+        self._rewards = dict(state["rewards"])
+        self._values = {t: list(v) for t, v in state["values"].items()}
+        self._completed = dict(state["completed"])
         self.n_suggested = int(state["n_suggested"])
         self._metric = self._metric or state["metric"]
         self._mode = self._mode or state["mode"]

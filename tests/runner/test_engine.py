@@ -1,12 +1,12 @@
-"""Searches on a real local Ray: the actor-pool engine, the Tune engine, ASHA, retries, DDP children."""
+"""The search engine on a real local Ray: one Tune experiment per search, ASHA, retries, cancel, DDP children."""
 
 from __future__ import annotations
 
 import pytest
 
+from dropsearch.runner.engine import run_search
+from dropsearch.runner.events import SearchCallbacks
 from dropsearch.search.spec import SearchSpec
-from dropsearch.workers.events import SearchCallbacks
-from dropsearch.workers.search_loop import run_search
 from dropsearch.workers.setup import InsufficientResourcesError
 
 pytestmark = pytest.mark.slow
@@ -48,7 +48,7 @@ class Recorder(SearchCallbacks):
         return [e for e in self.events if type(e).__name__ == kind]
 
 
-def test_pool_search_runs_every_trial_with_per_epoch_metrics_and_updates_the_controller():
+def test_a_search_runs_every_trial_with_per_epoch_metrics_and_updates_the_controller():
     rec = Recorder()
     result = run_search(_spec(), callbacks=rec)
     assert result.status == "succeeded"
@@ -62,6 +62,12 @@ def test_pool_search_runs_every_trial_with_per_epoch_metrics_and_updates_the_con
     updates = rec.of("ControllerUpdated")
     assert [u.updates for u in updates] == [1, 2] and [u.trials_seen for u in updates] == [4, 8]
     assert result.best_reward == max(t.reward for t in finished)
+    # a controller state never counts a trial whose end was not reported before it
+    order = [type(e).__name__ for e in rec.events]
+    for update in updates:
+        position = rec.events.index(update)
+        ended = {e.index for e in rec.events[:position] if type(e).__name__ == "TrialFinished"}
+        assert set(range(update.trials_seen)) <= ended, order
     assert result.best_pattern["variant"] in ("bernoulli", "dropblock", "autodropout", "ydrop")
 
 
@@ -152,22 +158,6 @@ def test_more_gpus_per_trial_than_the_cluster_has_is_refused_before_any_trial():
     with pytest.raises(InsufficientResourcesError, match="gpus_per_trial"):
         run_search(_spec(resources={"gpus_per_trial": 1}), callbacks=rec)
     assert rec.events == []
-
-
-def test_tune_engine_runs_8_trials_with_asha_and_per_epoch_metrics(tmp_path):
-    from dropsearch.workers.tune_engine import run_search_with_tune
-
-    rec = Recorder()
-    spec = _spec(budget={"trials": 8, "epochs_per_trial": 3, "early_stopping": "asha"})
-    result = run_search_with_tune(spec, callbacks=rec, storage_path=str(tmp_path))
-    finished = rec.of("TrialFinished")
-    assert sorted(t.index for t in finished) == list(range(8))
-    for t in finished:
-        assert [m["epoch"] for m in t.metrics] == list(range(1, len(t.metrics) + 1))
-        assert t.status in ("succeeded", "stopped") and t.reward is not None
-    assert any(t.status == "stopped" for t in finished)
-    assert len(rec.of("ControllerUpdated")) == 2
-    assert result.best_pattern is not None
 
 
 def test_ddp_child_with_two_workers_reports_once_per_epoch():

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from dropsearch.runner.engine import run_search
+from dropsearch.runner.events import SearchCallbacks
 from dropsearch.search.spec import SearchSpec
-from dropsearch.workers.events import SearchCallbacks
-from dropsearch.workers.search_loop import run_search
 
 pytestmark = pytest.mark.slow
 

@@ -1,0 +1,50 @@
+"""``budget.early_stopping`` as a Ray Tune trial scheduler.
+
+- ``asha``: ``AsyncHyperBandScheduler`` (successive halving, one bracket), rungs at epochs ``1, 2, 4, ...``;
+- ``hyperband``: the same over 3 brackets (asynchronous HyperBand), so some trials get a later first rung;
+- ``median``: ``MedianStoppingRule`` after 2 epochs (a trial below the median of the others' running averages
+  at the same epoch stops);
+- ``none``: every trial trains all its epochs.
+
+All schedulers count time in ``epoch`` (reported by every trial); the objective and mode come from the
+experiment's ``TuneConfig``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dropsearch.runner.grouping import ASHA_GRACE_PERIOD, ASHA_REDUCTION_FACTOR
+from dropsearch.search.spec import SearchSpec
+
+__all__ = ["make_scheduler", "reports_end_on_rungs"]
+
+#: Epochs a trial trains before the median stopping rule may stop it.
+MEDIAN_GRACE_EPOCHS = 2
+
+
+def reports_end_on_rungs(spec: SearchSpec) -> bool:
+    """Whether the scheduler decides only at ASHA rungs (grouped reports must then end on them)."""
+    return spec.budget.early_stopping in ("asha", "hyperband")
+
+
+def make_scheduler(spec: SearchSpec) -> Any:
+    """The Tune scheduler of ``spec.budget.early_stopping`` (``None`` for ``none`` or one-epoch trials)."""
+    from ray.tune.schedulers import AsyncHyperBandScheduler, MedianStoppingRule
+
+    budget = spec.budget
+    if budget.early_stopping == "none" or budget.epochs_per_trial < 2:
+        return None
+    if budget.early_stopping == "median":
+        return MedianStoppingRule(
+            time_attr="epoch",
+            grace_period=MEDIAN_GRACE_EPOCHS,
+            min_samples_required=3,
+        )
+    return AsyncHyperBandScheduler(
+        time_attr="epoch",
+        max_t=budget.epochs_per_trial,
+        grace_period=ASHA_GRACE_PERIOD,
+        reduction_factor=ASHA_REDUCTION_FACTOR,
+        brackets=3 if budget.early_stopping == "hyperband" else 1,
+    )
