@@ -1,7 +1,8 @@
 """PNG pictures: reward per trial with its best-so-far curve, and a trial's dropout masks.
 
 matplotlib is imported lazily, through its object-oriented API and the Agg canvas (no pyplot, no global backend,
-safe in worker threads). :func:`mask_png` imports torch lazily to sample the real masks of the regularizers.
+safe in worker threads). :func:`mask_png` imports torch lazily to sample the real masks of the regularizers: each
+variant's ``mask_preview`` in the variant registry (read lazily too).
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ __all__ = ["MASK_SIDE", "MAX_MASK_SITES", "best_so_far", "mask_png", "reward_plo
 
 MASK_SIDE = 32  #: side of the feature map on which conv masks are drawn
 MAX_MASK_SITES = 8  #: at most this many sites are drawn
-_MASKED_VARIANTS = ("autodropout", "spatial", "dropblock", "bernoulli")
 
 
 def _figure(width: float, height: float) -> Any:
@@ -69,61 +69,40 @@ def reward_plot_png(trials: Sequence[TrialRecord], *, mode: str = "max", title: 
     return _png(figure)
 
 
-def _shape_kind(shape: Mapping[str, Any]) -> str:
-    return "sequence" if "share" in shape and "share_c" not in shape and "rotate" not in shape else "conv"
+def _mask_preview(variant: str) -> Any:
+    """The variant's ``mask_preview`` from the registry, or ``None`` (no preview, or a variant not installed here)."""
+    from dropsearch.regularizers.registry import get_variant
+
+    try:
+        return get_variant(variant).mask_preview
+    except ValueError:
+        return None
 
 
 def _site_mask(variant: str, site: Mapping[str, Any], seed: int) -> tuple[Any, str]:
-    """A 2-D {0, 1} keep mask (numpy) of one site and a caption."""
+    """A 2-D {0, 1} keep mask (numpy) of one site and a caption, drawn by the variant's ``mask_preview``."""
     import torch
 
-    generator = torch.Generator().manual_seed(seed)
-    rate = float(site.get("rate", 0.0))
-    shape = dict(site.get("shape") or {})
-    side = MASK_SIDE
-    if variant == "autodropout" and _shape_kind(shape) == "sequence":
-        from dropsearch.regularizers.sequence_pattern import sequence_pattern_mask
-
-        mask = sequence_pattern_mask({"rate": rate, "shape": shape}, (1, side, side // 2), generator=generator)
-        return mask[0].T.float().numpy(), "channels x positions"
-    ones = torch.ones(1, 1, side, side)
-    if variant == "autodropout":
-        from dropsearch.regularizers.conv_pattern import pattern_mask
-
-        mask = pattern_mask({"rate": rate, "shape": shape}, (1, 1, side, side), generator=generator)
-        caption = ", ".join(f"{k}={v}" for k, v in shape.items() if k in ("size", "stride", "repeat", "rotate"))
-        return mask[0, 0].float().numpy(), caption
-    if variant == "dropblock":
-        from dropsearch.regularizers.drop_block import drop_block_2d
-
-        block = int(shape.get("block_size", 3))
-        out = drop_block_2d(ones, rate, block, generator=generator)
-        return (out[0, 0] != 0).float().numpy(), f"block_size={block}"
-    if variant == "spatial":
-        from dropsearch.regularizers.spatial import spatial_dropout
-
-        out = spatial_dropout(torch.ones(1, 16, 4, 4), rate, generator=generator)  # 16 channels of 4 x 4
-        tiles = (out[0] != 0).float().reshape(4, 4, 4, 4).permute(0, 2, 1, 3).reshape(16, 16)
-        return tiles.numpy(), "16 channels (4 x 4 tiles)"
-    from dropsearch.regularizers.bernoulli import bernoulli_dropout
-
-    out = bernoulli_dropout(ones, rate, generator=generator)
-    return (out[0, 0] != 0).float().numpy(), "elementwise"
+    preview = _mask_preview(variant)
+    if preview is None:
+        raise ValueError(f"variant {variant!r} has no mask preview")
+    mask, caption = preview(site, MASK_SIDE, torch.Generator().manual_seed(seed))
+    return mask.float().numpy(), caption
 
 
 def mask_png(pattern: Mapping[str, Any], *, seed: int = 0, title: str = "") -> bytes:
     """A picture of a pattern's dropout, as PNG bytes.
 
-    For ``autodropout``, ``spatial``, ``dropblock`` and ``bernoulli`` one sampled keep mask per site (white = kept,
-    black = dropped; at most :data:`MAX_MASK_SITES`), drawn with the regularizers' own mask functions and a
-    generator seeded with ``seed``. For the other variants, a bar chart of the per-site rates, or of the numeric
-    variant parameters when there are no sites.
+    For a variant with a ``mask_preview`` in the registry (``autodropout``, ``spatial``, ``dropblock``,
+    ``bernoulli``) one sampled keep mask per site (white = kept, black = dropped; at most :data:`MAX_MASK_SITES`),
+    drawn with the regularizers' own mask functions and a generator seeded with ``seed``. For the other variants, a
+    bar chart of the per-site rates, or of the numeric variant parameters when there are no sites.
     """
     variant = str(pattern.get("variant", "none"))
     sites = [s for s in pattern.get("sites") or [] if isinstance(s, Mapping)]
     params = dict(pattern.get("params") or {})
     heading = title or f"variant: {variant}"
-    if variant in _MASKED_VARIANTS and sites:
+    if sites and _mask_preview(variant) is not None:
         shown = sites[:MAX_MASK_SITES]
         figure = _figure(2.2 * len(shown) + 0.4, 2.8)
         for number, site in enumerate(shown):

@@ -113,6 +113,11 @@ class CatalogEntry(BaseModel):
     name: str
     description: str
     builtin: bool
+    variants: list[str] | None = Field(
+        None,
+        description="models: the variants a search of this model can be offered (null when only known once the "
+        "model is built, e.g. a plugin model); datasets: null",
+    )
 
 
 class CatalogVariant(BaseModel):
@@ -120,7 +125,10 @@ class CatalogVariant(BaseModel):
 
     name: str
     description: str
-    site_kinds: list[str] = Field(description="kinds of dropout site that get a '<site>/rate' decision")
+    site_kinds: list[str] = Field(description="kinds of dropout site the variant regularizes")
+    excluded_site_kinds: list[str] = Field(
+        default_factory=list, description="the variant is not offered to a model with a site of one of these kinds"
+    )
     decisions: dict[str, list[Any]] = Field(description="global decisions '<variant>/<param>' and their choices")
     site_decisions: dict[str, dict[str, list[Any]]] = Field(
         description="per-site decisions by site kind ('<site>/<token>' and their choices)"

@@ -3,8 +3,10 @@
 This package imports only torch (and the standard library), so users can ``import dropsearch.regularizers``
 in their own training code. ``apply(model, pattern)`` installs a downloaded pattern.
 
-The pattern data classes (:mod:`dropsearch.regularizers.pattern`, standard library only) are imported eagerly;
-everything that needs torch is imported on first use, so the API layer can read patterns without torch.
+The pattern data classes (:mod:`dropsearch.regularizers.pattern`) and the variant registry
+(:mod:`dropsearch.regularizers.registry`; one file per built-in variant in :mod:`dropsearch.regularizers.variants`),
+standard library only, are imported eagerly; everything that needs torch is imported on first use, so the API layer
+can read patterns and the registry without torch.
 """
 
 from importlib import import_module
@@ -19,6 +21,14 @@ from dropsearch.regularizers.pattern import (
     Site,
     SitePattern,
     check_rate,
+)
+from dropsearch.regularizers.registry import (
+    VariantSpec,
+    get_variant,
+    register_variant,
+    unregister_variant,
+    variant_names,
+    variants,
 )
 
 _LAZY = {
@@ -78,6 +88,7 @@ __all__ = [
     "Site",
     "SitePattern",
     "SpatialDropout",
+    "VariantSpec",
     "YDrop",
     "YDropTrainer",
     "apply",
@@ -86,6 +97,7 @@ __all__ = [
     "drop_block_2d",
     "find_sites",
     "freeze_batchnorm",
+    "get_variant",
     "gradaug_step",
     "gsnr_stats",
     "implied_drop_rate",
@@ -93,8 +105,12 @@ __all__ = [
     "make_sliceable",
     "parameter_gsnr",
     "pattern_mask",
+    "register_variant",
     "sequence_pattern_mask",
     "set_width",
     "spatial_dropout",
+    "unregister_variant",
+    "variant_names",
+    "variants",
     "width",
 ]

@@ -3,8 +3,9 @@
 Sites are module paths. A site whose module is a placeholder (``nn.Identity``) or an existing dropout module is
 replaced by the variant's dropout module; any other module keeps its place and the dropout is applied to its
 output through a forward hook (the dropout module is registered as the child ``dropsearch_drop`` so that
-``model.train()`` / ``model.eval()`` reach it). For AutoDropout sites with ``residual: true`` the same pattern is
-also installed on a sibling ``shortcut_drop`` placeholder when the site's parent block has one.
+``model.train()`` / ``model.eval()`` reach it). For sites with ``residual: true`` of a variant that declares
+``residual_twin`` (AutoDropout) the same pattern is also installed on a sibling ``shortcut_drop`` placeholder when
+the site's parent block has one. What each variant installs comes from the variant registry.
 
 Example::
 
@@ -24,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from dropsearch.regularizers.pattern import Pattern, Site, SitePattern
+from dropsearch.regularizers.pattern import Pattern, Site, SitePattern, get_variant
 from dropsearch.regularizers.site_modules import build_site_module, step_helper_for
 
 __all__ = ["AppliedPattern", "apply", "clear_site", "install_module"]
@@ -208,7 +209,7 @@ def _install_site(applied: AppliedPattern, site: SitePattern, kind: str | None) 
         return
     install_module(model, site.site, module)
     applied.modules[site.site] = module
-    if variant == "autodropout" and bool(site.shape.get("residual", False)) and sibling is not None:
+    if get_variant(variant).residual_twin and bool(site.shape.get("residual", False)) and sibling is not None:
         twin = build_site_module(variant, site, applied.pattern.params, target, kind=kind)
         install_module(model, sibling, twin)
         applied.modules[sibling] = twin

@@ -8,8 +8,10 @@ A pattern is a versioned, self-contained JSON document::
                           "shear_y": 0.15, "share_c": true, "residual": false}}],
      "params": {}, "provenance": {...}}
 
-This module only holds the data classes and their validation; :func:`dropsearch.regularizers.apply`
-turns a pattern into modules. It imports nothing but the standard library.
+This module holds the data classes and their validation; :func:`dropsearch.regularizers.apply` turns a pattern
+into modules. A pattern's ``variant`` names an entry of the variant registry
+(:mod:`dropsearch.regularizers.registry`), whose torch-free look-ups are re-exported here for the layers that must not
+load torch (search spaces, the API). It imports nothing but the standard library.
 """
 
 from __future__ import annotations
@@ -18,10 +20,25 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from dropsearch.regularizers.registry import (
+    SITE_KINDS,
+    VariantSpec,
+    builtin_variant_names,
+    get_variant,
+    is_variant,
+    variant_names,
+    variants,
+)
+
 __all__ = [
     "PATTERN_FORMAT",
-    "VARIANTS",
+    "VARIANTS",  # noqa: F822 (a lazy module attribute, see __getattr__)
     "SITE_KINDS",
+    "VariantSpec",
+    "get_variant",
+    "is_variant",
+    "variant_names",
+    "variants",
     "CONV_SHAPE_KEYS",
     "SEQUENCE_SHAPE_KEYS",
     "ConvShape",
@@ -34,22 +51,15 @@ __all__ = [
 
 PATTERN_FORMAT = "dropsearch.pattern/v1"
 
-#: Every regularizer variant a pattern may name.
-VARIANTS: tuple[str, ...] = (
-    "none",
-    "bernoulli",
-    "spatial",
-    "dropblock",
-    "autodropout",
-    "gsnr",
-    "ydrop",
-    "gradaug",
-    "largedrop",
-)
 
-#: Kinds of dropout site a model exposes: a conv feature map (B, C, H, W), a hidden vector (B, F),
-#: a token sequence (B, T, C), or the pooled penultimate features (B, F) right before the classifier.
-SITE_KINDS: tuple[str, ...] = ("conv", "linear", "sequence", "features")
+
+def __getattr__(name: str) -> Any:
+    # ``VARIANTS``: the built-in variant names, in registry order (read lazily: the built-ins import this module).
+    # Plugins add more; :func:`variant_names` lists them all.
+    if name == "VARIANTS":
+        return builtin_variant_names()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 CONV_SHAPE_KEYS = ("size", "stride", "repeat", "rotate", "shear_x", "shear_y", "share_c", "residual")
 SEQUENCE_SHAPE_KEYS = ("size", "stride", "share")
@@ -177,7 +187,7 @@ class Pattern:
     """A whole regularization: one variant, its sites and its parameters.
 
     Args:
-        variant: one of :data:`VARIANTS`.
+        variant: a registered variant (:func:`variant_names`: the built-ins and installed plugins).
         sites: per-site settings.
         params: the variant's own settings (e.g. ``{"p": 0.1, "meta": true}`` for GSNR).
         provenance: where the pattern came from (search, trial, reward, metric, model, dataset, time).
@@ -193,8 +203,8 @@ class Pattern:
     def __post_init__(self) -> None:
         if self.format != PATTERN_FORMAT:
             raise ValueError(f"pattern format must be {PATTERN_FORMAT!r}, got {self.format!r}")
-        if self.variant not in VARIANTS:
-            raise ValueError(f"unknown variant {self.variant!r}; expected one of {', '.join(VARIANTS)}")
+        if not is_variant(self.variant):
+            raise ValueError(f"unknown variant {self.variant!r}; expected one of {', '.join(variant_names())}")
         object.__setattr__(self, "sites", tuple(self.sites))
         names = [s.site for s in self.sites]
         duplicated = sorted({n for n in names if names.count(n) > 1})

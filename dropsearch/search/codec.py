@@ -5,6 +5,11 @@
 decisions to token 0, so for every pattern ``p`` decoded from a space, ``tokens_to_pattern(space,
 pattern_to_tokens(space, p)) == p``, and ``pattern_to_tokens(space, tokens_to_pattern(space, t)) ==
 canonical_tokens(space, t)``.
+
+What a variant decodes to is read from its registry entry (:mod:`dropsearch.regularizers.registry`): its global
+params (``"<variant>/<param>"``), its constants, the params stated when their decision is absent from the space
+(``conditional_params``, e.g. ``resolutions: null`` for GradAug on a model without conv sites), the params that go
+into every site's shape (``shape_params``) or rate (``rate_param``), and its per-site tokens by site kind.
 """
 
 from __future__ import annotations
@@ -12,37 +17,40 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from dropsearch.regularizers.pattern import Pattern, SitePattern
-from dropsearch.search.builtin import (
-    CONSTANT_PARAMS,
-    CONV_SHAPE_CHOICES,
-    SEQUENCE_SHAPE_CHOICES,
-    SITE_PARAMS,
-    variant_sites,
-)
+from dropsearch.regularizers.pattern import Pattern, SitePattern, VariantSpec, get_variant
 from dropsearch.search.space import SearchSpace
 
 __all__ = ["relevant_decisions", "canonical_tokens", "tokens_to_pattern", "pattern_to_tokens"]
 
 
-def _shape_keys(variant: str, kind: str) -> tuple[str, ...]:
-    if variant == "autodropout":
-        return tuple(CONV_SHAPE_CHOICES if kind == "conv" else SEQUENCE_SHAPE_CHOICES)
-    return ()
+def _shape_keys(spec: VariantSpec, kind: str) -> tuple[str, ...]:
+    """The keys of a site's ``shape``: its per-site tokens, then the global params copied into every site."""
+    return (*spec.site_tokens.get(kind, {}), *spec.shape_params)
 
 
-def _site_rate_decision(variant: str, site: str) -> str:
-    return f"{variant}/rate" if variant == "largedrop" else f"{site}/rate"
+def _shape_decision(spec: VariantSpec, site: str, key: str) -> str:
+    return f"{spec.name}/{key}" if key in spec.shape_params else f"{site}/{key}"
+
+
+def _stated(spec: VariantSpec, space: SearchSpace) -> dict[str, Any]:
+    """Params every pattern of ``spec`` in ``space`` carries without a decision.
+
+    These are the conditional params whose decision the space lacks, then the constants.
+    """
+    out = {k: v for k, (_, v) in spec.conditional_params.items() if f"{spec.name}/{k}" not in space}
+    out.update(spec.constants)
+    return out
 
 
 def relevant_decisions(space: SearchSpace, variant: str) -> tuple[str, ...]:
     """Names of the decisions that a pattern of ``variant`` depends on, in space order."""
     if "variant" not in space:
         raise ValueError("this space has no 'variant' decision, so its tokens do not decode to a pattern")
+    spec = get_variant(variant)
     used = {"variant"} | {n for n in space.names if n.startswith(f"{variant}/")}
-    for site in variant_sites(variant, space.sites):
-        used.add(_site_rate_decision(variant, site.name))
-        used.update(f"{site.name}/{k}" for k in _shape_keys(variant, site.kind))
+    for site in spec.sites_of(space.sites):
+        used.add(spec.rate_decision(site.name))
+        used.update(_shape_decision(spec, site.name, k) for k in _shape_keys(spec, site.kind))
     missing = sorted(n for n in used if n not in space)
     if missing:
         raise ValueError(f"variant {variant!r} needs decision(s) {missing} that this space lacks")
@@ -73,16 +81,15 @@ def tokens_to_pattern(
     values = space.values(tokens)
     variant = values["variant"]
     relevant_decisions(space, variant)  # raises when the space cannot express this variant
-    site_param = SITE_PARAMS.get(variant)
+    spec = get_variant(variant)
     params = {n.split("/", 1)[1]: values[n] for n in space.names if n.startswith(f"{variant}/")}
-    params.pop(site_param, None)
-    params.update(CONSTANT_PARAMS.get(variant, {}))
+    for key in (*spec.shape_params, spec.rate_param):
+        params.pop(key, None)
+    params.update(_stated(spec, space))
     sites = []
-    for site in variant_sites(variant, space.sites):
-        rate = values[_site_rate_decision(variant, site.name)]
-        shape = {k: values[f"{site.name}/{k}"] for k in _shape_keys(variant, site.kind)}
-        if variant == "dropblock":
-            shape = {"block_size": values["dropblock/block_size"]}
+    for site in spec.sites_of(space.sites):
+        rate = values[spec.rate_decision(site.name)]
+        shape = {k: values[_shape_decision(spec, site.name, k)] for k in _shape_keys(spec, site.kind)}
         sites.append(SitePattern(site=site.name, rate=rate, shape=shape))
     return Pattern(variant=variant, sites=tuple(sites), params=params, provenance=dict(provenance or {}))
 
@@ -112,8 +119,10 @@ def pattern_to_tokens(space: SearchSpace, pattern: Pattern | dict[str, Any]) -> 
     assigned: dict[str, int] = {}
     _set(space, assigned, "variant", variant, where="variant")
     relevant_decisions(space, variant)
-    constants = CONSTANT_PARAMS.get(variant, {})
-    searched = {n.split("/", 1)[1] for n in space.names if n.startswith(f"{variant}/")} - {SITE_PARAMS.get(variant)}
+    spec = get_variant(variant)
+    constants = _stated(spec, space)
+    searched = {n.split("/", 1)[1] for n in space.names if n.startswith(f"{variant}/")}
+    searched -= {*spec.shape_params, spec.rate_param}
     expected = searched | set(constants)
     if set(pattern.params) != expected:
         raise ValueError(f"params of a {variant!r} pattern must be {sorted(expected)}, got {sorted(pattern.params)}")
@@ -123,17 +132,16 @@ def pattern_to_tokens(space: SearchSpace, pattern: Pattern | dict[str, Any]) -> 
                 raise ValueError(f"params.{key} of a {variant!r} pattern must be {constants[key]!r}, got {value!r}")
         else:
             _set(space, assigned, f"{variant}/{key}", value, where=f"params.{key}")
-    wanted = {s.name: s for s in variant_sites(variant, space.sites)}
+    wanted = {s.name: s for s in spec.sites_of(space.sites)}
     given = {s.site: s for s in pattern.sites}
     if set(given) != set(wanted):
         raise ValueError(f"a {variant!r} pattern of this space has sites {sorted(wanted)}, got {sorted(given)}")
     for name, sp in given.items():
-        rate_name = _site_rate_decision(variant, name)
-        _set(space, assigned, rate_name, sp.rate, where=f"rate of site {name!r}")
-        keys = ("block_size",) if variant == "dropblock" else _shape_keys(variant, wanted[name].kind)
+        _set(space, assigned, spec.rate_decision(name), sp.rate, where=f"rate of site {name!r}")
+        keys = _shape_keys(spec, wanted[name].kind)
         if set(sp.shape) != set(keys):
             raise ValueError(f"shape of site {name!r} must have keys {sorted(keys)}, got {sorted(sp.shape)}")
         for key in keys:
-            decision = "dropblock/block_size" if variant == "dropblock" else f"{name}/{key}"
+            decision = _shape_decision(spec, name, key)
             _set(space, assigned, decision, sp.shape[key], where=f"shape.{key} of site {name!r}")
     return tuple(assigned.get(n, 0) for n in space.names)

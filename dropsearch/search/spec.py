@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from dropsearch.regularizers.pattern import VARIANTS, check_rate
+from dropsearch.regularizers.pattern import VARIANTS, check_rate, is_variant, variant_names
 from dropsearch.search.builtin import DEFAULT_RATES, DEFAULT_VARIANTS
 from dropsearch.search.catalog import check_name
 
@@ -99,7 +99,9 @@ class SpaceSpec(BaseModel):
     """What to search: variants, per-site rates, and optional restrictions of any decision's choices."""
 
     model_config = _STRICT
-    variants: list[str] = Field(default_factory=lambda: list(DEFAULT_VARIANTS), description=f"subset of {VARIANTS}")
+    variants: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_VARIANTS), description="registered variant names (see GET /v1/catalog)"
+    )
     rates: list[float] = Field(default_factory=lambda: list(DEFAULT_RATES), description="per-site rates in [0, 1)")
     choices: dict[str, list[Any]] = Field(
         default_factory=dict,
@@ -112,8 +114,9 @@ class SpaceSpec(BaseModel):
         if not v:
             raise ValueError("space.variants must not be empty")
         for name in v:
-            if name not in VARIANTS:
-                raise ValueError(f"space.variants: unknown variant {name!r}; expected one of {', '.join(VARIANTS)}")
+            if not is_variant(name):
+                known = ", ".join(variant_names())
+                raise ValueError(f"space.variants: unknown variant {name!r}; expected one of {known}")
         if len(set(v)) != len(v):
             raise ValueError(f"space.variants has duplicates: {v}")
         return v

@@ -1,31 +1,22 @@
 """A name -> factory registry with lazily loaded entry-point plugins, shared by the model and dataset registries.
 
 Names come from requests, so a name is only ever a dictionary key: nothing is imported from it. Plugins are
-found through ``importlib.metadata`` entry points of a fixed group (e.g. ``dropsearch.models``); an entry point
-is only loaded (its module imported) when its name is first asked for. Built-in names cannot be shadowed by a
-plugin.
+found through :class:`dropsearch._entry_points.EntryPointGroup` (``importlib.metadata`` entry points of a fixed
+group, e.g. ``dropsearch.models``); an entry point is only loaded (its module imported) when its name is first asked
+for. Built-in names cannot be shadowed by a plugin.
 """
 
 from __future__ import annotations
 
 import inspect
-import re
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
+from dropsearch._entry_points import NAME_PATTERN, EntryPointGroup, check_name
+
 __all__ = ["NAME_PATTERN", "Entry", "PluginRegistry", "check_name"]
-
-NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
-
-
-def check_name(name: object, *, what: str) -> str:
-    """Return ``name`` when it is a valid registry name, else raise ValueError naming it."""
-    if not isinstance(name, str) or not NAME_PATTERN.match(name):
-        raise ValueError(f"{what} name must match {NAME_PATTERN.pattern}, got {name!r}")
-    return name
 
 
 @dataclass(frozen=True)
@@ -83,7 +74,7 @@ class PluginRegistry:
         self.reserved = reserved
         self.attr_defaults = dict(attr_defaults)
         self._entries: dict[str, Entry] = {}
-        self._plugins: dict[str, metadata.EntryPoint] | None = None
+        self._group = EntryPointGroup(group)
 
     def register(self, name: str, factory: Callable[..., Any], *, replace: bool = False, **attrs: Any) -> Entry:
         """Register ``factory`` under ``name``; ``attrs`` override the factory's own attributes."""
@@ -103,23 +94,11 @@ class PluginRegistry:
         return entry
 
     def _plugin_points(self) -> dict[str, metadata.EntryPoint]:
-        if self._plugins is None:
-            found: dict[str, metadata.EntryPoint] = {}
-            for ep in metadata.entry_points(group=self.group):
-                if not NAME_PATTERN.match(ep.name):
-                    warnings.warn(f"ignoring {self.group} entry point with invalid name {ep.name!r}", stacklevel=2)
-                elif ep.name in self._entries:
-                    warnings.warn(
-                        f"ignoring {self.group} entry point {ep.name!r}: a built-in has that name", stacklevel=2
-                    )
-                else:
-                    found.setdefault(ep.name, ep)
-            self._plugins = found
-        return self._plugins
+        return self._group.points(taken=self._entries)
 
     def refresh(self) -> None:
         """Forget the plugin list so the next look-up reads the installed entry points again."""
-        self._plugins = None
+        self._group.refresh()
 
     def names(self) -> list[str]:
         """Built-in and plugin names, sorted (plugins are listed without being loaded)."""

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import dropsearch
-from dropsearch.regularizers.pattern import Pattern
+from dropsearch.regularizers.pattern import Pattern, get_variant
 from dropsearch.workers.child import ChildConfig
 from dropsearch.workers.datasets import DatasetBundle, load_dataset
 from dropsearch.workers.device_data import DeviceData, resolve_device
@@ -79,7 +79,7 @@ class ChildTraining:
         pattern = Pattern.from_dict(config.pattern)
         self._pretrain(pattern)
         self.applied = dropsearch.apply(self.model, pattern)
-        if self.applied.pattern.variant == "largedrop":
+        if get_variant(pattern.variant).fine_tune:
             self.optimizer = _make_optimizer(self.model, config)  # fresh moments for the fine-tuning phase
         self.forward_model: nn.Module = torch.compile(self.model) if config.compile else self.model
         if config.compile and self.applied.helper is None:
@@ -91,16 +91,16 @@ class ChildTraining:
         return nullcontext()
 
     def _pretrain(self, pattern: Pattern) -> None:
-        """Pre-train without the pattern (very-large-dropout fine-tuning starts from a trained network).
+        """Pre-train without the pattern (a fine-tuning variant such as largedrop starts from a trained network).
 
-        Epochs: ``config.pretrain_epochs``, or the largedrop pattern's ``params.pretrain_epochs`` when larger.
+        Epochs: ``config.pretrain_epochs``, or a fine-tuning variant's ``params.pretrain_epochs`` when larger.
         """
         if self.config.checkpoint_path:
             state = torch.load(self.config.checkpoint_path, map_location=self.device, weights_only=True)
             self.model.load_state_dict(state)
             return
         epochs = self.config.pretrain_epochs
-        if pattern.variant == "largedrop":
+        if get_variant(pattern.variant).fine_tune:
             epochs = max(epochs, int(pattern.params.get("pretrain_epochs", 0)))
         for _ in range(epochs):
             self.model.train()

@@ -1,30 +1,20 @@
 """``/v1/catalog``: the models, datasets and variants a job spec may name, and the decisions each variant adds.
 
-Built without torch: names come from :mod:`dropsearch.search.catalog` (plugins are listed, never loaded) and the
-decisions from the constants of :mod:`dropsearch.search.builtin`.
+Built without torch: model and dataset names come from :mod:`dropsearch.search.catalog` (plugins are listed, never
+loaded); the variants, their descriptions and decisions from the variant registry, read through
+:mod:`dropsearch.search.variant_catalog`, which is imported when the catalog is first asked for (this module imports
+no regularizer code at import time, and installed variant plugins are loaded only by a catalog request).
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from fastapi import APIRouter
 
 from dropsearch.api.deps import CurrentKey
 from dropsearch.api.schemas import CatalogEntry, CatalogPublic, CatalogVariant, ErrorPublic
-from dropsearch.regularizers.pattern import VARIANTS
-from dropsearch.search.builtin import (
-    CONSTANT_PARAMS,
-    CONV_SHAPE_CHOICES,
-    DEFAULT_RATES,
-    DEFAULT_VARIANTS,
-    RATE_KINDS,
-    SEQUENCE_SHAPE_CHOICES,
-    VARIANT_PARAMS,
-)
 from dropsearch.search.catalog import DATASETS, MODELS, dataset_names, model_names
 
-__all__ = ["DATASET_DESCRIPTIONS", "MODEL_DESCRIPTIONS", "VARIANT_DESCRIPTIONS", "build_catalog", "router"]
+__all__ = ["DATASET_DESCRIPTIONS", "MODEL_DESCRIPTIONS", "build_catalog", "router"]
 
 router = APIRouter(tags=["catalog"])
 
@@ -44,47 +34,21 @@ DATASET_DESCRIPTIONS: dict[str, str] = {
     "char-corpus": "character-level corpus from a local UTF-8 text file (param path; next-character targets)",
     "mnist1d": "MNIST-1D signals (40 points, 10 classes) generated offline; 3200/800 validation split, 1000 test",
 }
-VARIANT_DESCRIPTIONS: dict[str, str] = {
-    "none": "no dropout (the baseline)",
-    "bernoulli": "standard elementwise dropout (Srivastava et al. 2014)",
-    "spatial": "SpatialDropout: drops whole channels (Tompson et al. 2015, arXiv 1411.4280)",
-    "dropblock": "DropBlock: drops contiguous squares of a feature map (arXiv 1810.12890)",
-    "autodropout": "AutoDropout: searched structured dropout patterns (arXiv 2101.01761)",
-    "gsnr": "GSNR dropout: drops updates of parameters with a low gradient signal-to-noise ratio",
-    "ydrop": "Y-Drop: conductance-biased dropout keep probabilities",
-    "gradaug": "GradAug: regularizes with sub-network passes of reduced width and resolution (arXiv 2006.07989)",
-    "largedrop": "very large dropout on the penultimate features, fine-tuning with frozen BatchNorm",
-}
-
-
-def _lists(table: dict[str, tuple[Any, ...]]) -> dict[str, list[Any]]:
-    return {name: [list(c) if isinstance(c, tuple) else c for c in choices] for name, choices in table.items()}
-
-
-def _variant(name: str) -> CatalogVariant:
-    kinds = list(RATE_KINDS.get(name, ("features",) if name == "largedrop" else ()))
-    site_decisions: dict[str, dict[str, list[Any]]] = {}
-    if name in RATE_KINDS:
-        for kind in RATE_KINDS[name]:
-            site_decisions.setdefault(kind, {})["rate"] = [float(r) for r in DEFAULT_RATES]
-    if name == "autodropout":
-        site_decisions["conv"] = {**site_decisions.get("conv", {}), **_lists(CONV_SHAPE_CHOICES)}
-        site_decisions["sequence"] = {**site_decisions.get("sequence", {}), **_lists(SEQUENCE_SHAPE_CHOICES)}
-    return CatalogVariant(
-        name=name,
-        description=VARIANT_DESCRIPTIONS.get(name, name),
-        site_kinds=kinds,
-        decisions={f"{name}/{param}": choices for param, choices in _lists(VARIANT_PARAMS.get(name, {})).items()},
-        site_decisions=site_decisions,
-        constants=dict(CONSTANT_PARAMS.get(name, {})),
-    )
 
 
 def build_catalog() -> CatalogPublic:
-    """The catalog (built-in and installed plugin models and datasets, and every variant)."""
+    """The catalog (built-in and installed plugin models and datasets, and every registered variant)."""
+    from dropsearch.search.builtin import DEFAULT_RATES, DEFAULT_VARIANTS
+    from dropsearch.search.variant_catalog import model_variants, variant_entries
+
     plugin_model, plugin_dataset = "plugin model (dropsearch.models)", "plugin dataset (dropsearch.datasets)"
     models = [
-        CatalogEntry(name=n, description=MODEL_DESCRIPTIONS.get(n, plugin_model), builtin=n in MODELS)
+        CatalogEntry(
+            name=n,
+            description=MODEL_DESCRIPTIONS.get(n, plugin_model),
+            builtin=n in MODELS,
+            variants=model_variants(n),
+        )
         for n in model_names()
     ]
     datasets = [
@@ -94,7 +58,7 @@ def build_catalog() -> CatalogPublic:
     return CatalogPublic(
         models=models,
         datasets=datasets,
-        variants=[_variant(v) for v in VARIANTS],
+        variants=[CatalogVariant(**entry) for entry in variant_entries()],
         default_variants=list(DEFAULT_VARIANTS),
         default_rates=[float(r) for r in DEFAULT_RATES],
     )
