@@ -310,6 +310,14 @@ class SearchSpec(BaseModel):
     validation: ValidationSpec = Field(default_factory=ValidationSpec)
     seed: int = Field(0, ge=0)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _printable_text(cls, data: Any) -> Any:
+        from dropsearch.search.text import refuse_control_characters
+
+        refuse_control_characters(data)  # names, params, metrics...: no newlines, NUL or escape sequences
+        return data
+
     @model_validator(mode="after")
     def _default_name(self) -> SearchSpec:
         if self.name is None:
