@@ -6,6 +6,7 @@ checks depend on the server's :class:`~dropsearch.config.Settings`. Nothing name
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -15,7 +16,20 @@ from dropsearch.api.errors import SpecRejected
 from dropsearch.config import Settings
 from dropsearch.search.spec import SearchSpec
 
-__all__ = ["PATH_PARAM_KEYS", "check_spec", "confine_dataset_path", "is_path_key"]
+__all__ = [
+    "MAX_PARAMS_BYTES",
+    "MAX_PARAMS_KEYS",
+    "PATH_PARAM_KEYS",
+    "check_params",
+    "check_spec",
+    "confine_dataset_path",
+    "is_path_key",
+]
+
+#: Most keys of ``model.params`` or ``dataset.params`` (the built-in entries take at most a dozen).
+MAX_PARAMS_KEYS = 32
+#: Largest ``model.params`` or ``dataset.params`` as compact JSON, in bytes.
+MAX_PARAMS_BYTES = 8192
 
 #: ``dataset.params`` keys that name files or directories (besides any key ending in ``_path``/``_dir``/``_root``).
 PATH_PARAM_KEYS = ("path", "root", "dir", "file", "data_dir")
@@ -60,6 +74,40 @@ def _check_paths(params: Mapping[str, Any], roots: Sequence[Path], prefix: str) 
             confine_dataset_path(value, roots, field=field)
 
 
+def _accepted_params(kind: str, name: str) -> tuple[dict[str, Any] | None, tuple[str, ...]]:
+    # The registries import torch: loaded here, on the first submission, never when the API is imported.
+    if kind == "model":
+        from dropsearch.workers.models.registry import _REGISTRY, model_info
+
+        return model_info(name).params, tuple(_REGISTRY.reserved)
+    from dropsearch.workers.datasets.registry import _REGISTRY as _DATASETS
+    from dropsearch.workers.datasets.registry import dataset_info
+
+    return dataset_info(name).params, tuple(_DATASETS.reserved)
+
+
+def check_params(kind: str, name: str, params: Mapping[str, Any]) -> None:
+    """Refuse ``<kind>.params`` that are too big or that the registered model/dataset ``name`` does not accept.
+
+    Raises:
+        SpecRejected: naming the field: over :data:`MAX_PARAMS_KEYS` keys or :data:`MAX_PARAMS_BYTES` bytes, or
+            ``<kind>.params.<key>: unknown parameter of <kind> '<name>'; known: ...``.
+    """
+    field = f"{kind}.params"
+    if len(params) > MAX_PARAMS_KEYS:
+        raise SpecRejected(field, f"at most {MAX_PARAMS_KEYS} parameters, got {len(params)}")
+    size = len(json.dumps(params, separators=(",", ":"), default=str).encode())
+    if size > MAX_PARAMS_BYTES:
+        raise SpecRejected(field, f"at most {MAX_PARAMS_BYTES} bytes as JSON, got {size}")
+    accepted, reserved = _accepted_params(kind, name)
+    for key in params:
+        if key in reserved:
+            raise SpecRejected(f"{field}.{key}", f"set by dropsearch itself, not by a job spec ({kind} {name!r})")
+        if accepted is not None and key not in accepted:
+            known = ", ".join(accepted) or "(none)"
+            raise SpecRejected(f"{field}.{key}", f"unknown parameter of {kind} {name!r}; known: {known}")
+
+
 def check_spec(spec: SearchSpec, settings: Settings) -> None:
     """Apply the server's caps and path rules to a validated spec.
 
@@ -76,4 +124,6 @@ def check_spec(spec: SearchSpec, settings: Settings) -> None:
             f"must be at most {settings.max_epochs_per_trial} (the server's max_epochs_per_trial), "
             f"got {spec.budget.epochs_per_trial}",
         )
+    check_params("model", spec.model.name, spec.model.params)  # (unknown or oversized params: 422 naming the key)
+    check_params("dataset", spec.dataset.name, spec.dataset.params)
     _check_paths(spec.dataset.params, settings.dataset_roots, "dataset.params")
