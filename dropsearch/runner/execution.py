@@ -61,10 +61,17 @@ def encode_state(state: dict[str, Any]) -> bytes:
 
 
 def decode_state(blob: bytes) -> dict[str, Any]:
-    """Inverse of :func:`encode_state`."""
+    """Inverse of :func:`encode_state`, for tensors and plain containers only.
+
+    The blob comes from the database, so it is loaded with ``weights_only=True``: torch's restricted unpickler
+    refuses any other class or callable (a crafted blob cannot run code).
+
+    Raises:
+        pickle.UnpicklingError: for a blob holding anything but tensors, numbers, strings and containers.
+    """
     import torch
 
-    return torch.load(io.BytesIO(blob), weights_only=False)
+    return torch.load(io.BytesIO(blob), weights_only=True)
 
 
 class SearchExecution:

@@ -187,18 +187,27 @@ def test_catalog(api: Api) -> None:
     assert body["default_variants"][0] == "bernoulli"
 
 
-def test_metrics(sqlite_api: Api) -> None:
+def test_metrics_shows_request_counts_across_all_owners_to_anyone(sqlite_api: Api) -> None:
+    from dropsearch.store.api_keys import create_api_key
+    from dropsearch.store.db import session_scope
+
+    with session_scope(sqlite_api.engine) as session:
+        admin, _ = create_api_key(session=session, owner="admin", name="ops", is_admin=True)
     submit(sqlite_api, "m1")
     submit(sqlite_api, "m2")
     submit(sqlite_api, "b1", key=sqlite_api.bob)
     sqlite_api.client.get("/v1/searches/nope", headers=sqlite_api.auth())
-    response = sqlite_api.client.get("/metrics", headers=sqlite_api.auth())
+    for key in (sqlite_api.alice, sqlite_api.bob):  # an owner's key sees nothing of the others' traffic
+        refused = sqlite_api.client.get("/metrics", headers=sqlite_api.auth(key))
+        assert refused.status_code == 403 and "admin" in refused.json()["detail"]
+        assert "dropsearch_http_requests" not in refused.text
+    response = sqlite_api.client.get("/metrics", headers=sqlite_api.auth(admin))
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
     text = response.text
     assert 'dropsearch_http_requests_total{method="POST",route="/v1/searches",status="201"} 3.0' in text
     assert 'dropsearch_http_requests_total{method="GET",route="/v1/searches/{search_id}",status="404"} 1.0' in text
-    assert 'dropsearch_searches{owner="alice",status="queued"} 2.0' in text
-    assert 'owner="bob"' not in text
+    assert 'dropsearch_searches{owner="admin",status="queued"} 0.0' in text
+    assert 'owner="bob"' not in text and 'owner="alice"' not in text
 
 
 def test_openapi_and_docs(sqlite_api: Api) -> None:

@@ -1,10 +1,10 @@
-"""``/healthz`` (no auth) and ``/metrics`` (Prometheus text; auth required)."""
+"""``/healthz`` (no auth) and ``/metrics`` (Prometheus text; an admin key required)."""
 
 from __future__ import annotations
 
 import logging
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 
@@ -41,14 +41,20 @@ def healthz(state: StateDep) -> JSONResponse:
 @router.get(
     "/metrics",
     response_class=Response,
-    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}, 401: {"model": ErrorPublic}},
+    responses={
+        200: {"content": {CONTENT_TYPE_LATEST: {}}},
+        401: {"model": ErrorPublic},
+        403: {"model": ErrorPublic, "description": "not an admin key"},
+    },
     summary="Prometheus metrics",
 )
 def metrics(request: Request, key: CurrentKey, state: StateDep) -> Response:
     """Request counters and latencies by route and status, and the caller's searches by status (gauges).
 
-    Search gauges are scoped to the key's owner (``owner`` label): a key never sees other owners' data.
+    Only an admin key may read it (403 otherwise): the request counters cover every owner's traffic.
     """
+    if not key.is_admin:
+        raise HTTPException(403, detail="/metrics needs an admin key: request counts cover every owner's traffic")
     api_metrics = request.app.state.metrics
     searches = CollectorRegistry(auto_describe=True)
     gauge = Gauge(
