@@ -53,6 +53,12 @@ def searches_page() -> FileResponse:
     return _page("searches.html")
 
 
+@router.get("/ui/new")
+def new_search_page() -> FileResponse:
+    """A job spec editor (JSON or YAML, checked against the spec schema and the catalog); ``?from=<id>`` clones."""
+    return _page("new.html")
+
+
 @router.get("/docs")
 def swagger_page() -> FileResponse:
     """Swagger UI of ``/openapi.json`` (assets served by this app: works offline, same CSP as the dashboard)."""

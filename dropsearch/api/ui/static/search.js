@@ -54,6 +54,8 @@
     DS.byId("objective").textContent = `${metric()} (${mode() === "min" ? "lower" : "higher"} is better)`;
     DS.byId("download-best").disabled = !s.best_trial_id;
     DS.byId("cancel-search").disabled = !ACTIVE.has(s.status) || s.cancel_requested;
+    DS.byId("clone-link").href = `/ui/new?from=${encodeURIComponent(s.id)}`;
+    DS.byId("extend-form").hidden = s.status !== "succeeded";
     const ray = DS.byId("ray-link");
     ray.hidden = !s.ray_dashboard_url;
     if (s.ray_dashboard_url) ray.href = s.ray_dashboard_url;
@@ -89,7 +91,23 @@
     }
   }
 
+  const variantOf = (t) => (t.pattern ? t.pattern.variant : "?");
+
+  function renderCurves() {
+    const select = DS.byId("curve-metric");
+    const names = DSCurves.metricNames(state.trials, metric());
+    if (select.options.length !== names.length || names.some((n, i) => select.options[i].value !== n)) {
+      const chosen = select.value;
+      select.replaceChildren(...names.map((n) => DS.el("option", { value: n, text: n })));
+      if (names.includes(chosen)) select.value = chosen;
+    }
+    const epochs = ((state.search && state.search.spec.budget) || {}).epochs_per_trial;
+    DSCurves.learning(DS.byId("curves-chart"), { trials: state.trials, metric: select.value || metric(), epochs, variantOf });
+    DSCurves.strip(DS.byId("variant-chart"), { trials: state.trials, mode: mode(), label: `reward (${metric()})`, variantOf });
+  }
+
   function renderCharts() {
+    renderCurves();
     const rewarded = state.trials.filter((t) => Number.isFinite(t.reward)).sort((a, b) => a.index - b.index);
     const best = DSCharts.bestSoFar(rewarded.map((t) => t.reward), mode());
     DSCharts.draw(DS.byId("reward-chart"), {
@@ -197,6 +215,7 @@
     else if (kind === "trial_reported") say(`Trial ${d.index}: epoch ${d.epoch} reported`);
     else if (kind === "trial_finished") say(`Trial ${d.index} ${d.status}: reward ${DS.fmt(d.reward)}`);
     else if (kind === "search_finished") say(`Search ${d.status}${d.error ? `: ${d.error}` : ""}`);
+    else if (kind === "search_extended") say(`Search extended by ${d.added} trial(s) to ${d.trials_total}`);
     else if (kind !== "end") return;
     scheduleRefresh(kind === "trial_reported" ? 1000 : 250);
   }
@@ -245,6 +264,39 @@
     }
   }
 
+  async function downloadCsv(event) {
+    event.preventDefault();
+    const message = DS.byId("action-message");
+    try {
+      const response = await DS.request(`${base}/trials?format=csv`);
+      const match = /filename="([^"]+)"/.exec(response.headers.get("Content-Disposition") || "");
+      const url = URL.createObjectURL(await response.blob());
+      const link = DS.el("a", { href: url, download: match ? match[1] : `${searchId}-trials.csv`, hidden: true });
+      document.body.append(link);
+      link.click();
+      link.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 10000);
+      message.textContent = "Trials downloaded as CSV.";
+    } catch (error) {
+      message.textContent = `Download failed: ${error.message}`;
+    }
+  }
+
+  async function extend(event) {
+    event.preventDefault();
+    const message = DS.byId("action-message");
+    const trials = Number(DS.byId("extend-trials").value);
+    try {
+      state.search = await DS.api(`${base}/extend`, { method: "POST", json: { trials } });
+      renderSearch();
+      message.textContent = `Extended by ${trials} trial(s); the search is ${state.search.status} again.`;
+      if (streamAbort) streamAbort.abort();
+      follow();
+    } catch (error) {
+      message.textContent = `Extend failed: ${error.message}`;
+    }
+  }
+
   function showNotFound(detail) {
     if (streamAbort) streamAbort.abort();
     DS.byId("content").hidden = true;
@@ -284,6 +336,9 @@
     }).observe(DS.byId("entropy-chart"));
     DS.byId("download-best").addEventListener("click", download);
     DS.byId("cancel-search").addEventListener("click", cancel);
+    DS.byId("csv-link").addEventListener("click", downloadCsv);
+    DS.byId("extend-form").addEventListener("submit", extend);
+    DS.byId("curve-metric").addEventListener("change", renderCurves);
     DS.start(ready);
   });
 })();
