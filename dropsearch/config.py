@@ -13,7 +13,7 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-__all__ = ["Settings", "get_settings"]
+__all__ = ["Settings", "get_settings", "postgres_url"]
 
 
 class Settings(BaseSettings):
@@ -24,6 +24,16 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path(".dropsearch"), description="Where SQLite, keys, checkpoints and Ray logs go.")
     database_url: str | None = Field(
         None, description="SQLAlchemy URL; default sqlite:///<data_dir>/dropsearch.db. Postgres in production."
+    )
+    database_host: str | None = Field(
+        None, description="Postgres host: with no database_url, the URL is built from the database_* settings."
+    )
+    database_port: int = Field(5432, description="Postgres port (with database_host).")
+    database_name: str = Field("dropsearch", description="Postgres database (with database_host).")
+    database_user: str = Field("dropsearch", description="Postgres role (with database_host).")
+    database_password: str | None = Field(None, description="Postgres password (any characters; URL-encoded).")
+    database_password_file: Path | None = Field(
+        None, description="File holding the Postgres password (e.g. a mounted secret); used when no password is set."
     )
     host: str = Field("127.0.0.1", description="API bind address.")
     port: int = Field(8000, description="API port.")
@@ -54,12 +64,35 @@ class Settings(BaseSettings):
             return [part for part in text.replace(",", ":").split(":") if part]
         return value
 
+    def _database_password(self) -> str | None:
+        if self.database_password is not None:
+            return self.database_password
+        if self.database_password_file is not None:
+            return self.database_password_file.read_text(encoding="utf-8").rstrip("\r\n")
+        return None
+
     @property
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to SQLite inside the data directory."""
         if self.database_url:
             return self.database_url
+        if self.database_host:
+            return postgres_url(
+                host=self.database_host,
+                port=self.database_port,
+                database=self.database_name,
+                user=self.database_user,
+                password=self._database_password(),
+            )
         return f"sqlite:///{(self.data_dir / 'dropsearch.db').resolve()}"
+
+
+def postgres_url(*, host: str, port: int, database: str, user: str, password: str | None) -> str:
+    """A ``postgresql+psycopg://`` URL whose user, password and database are percent-encoded (``@ / : %`` kept)."""
+    from urllib.parse import quote
+
+    auth = quote(user, safe="") + ("" if password is None else ":" + quote(password, safe=""))
+    return f"postgresql+psycopg://{auth}@{host}:{port}/{quote(database, safe='')}"
 
 
 @lru_cache(maxsize=1)

@@ -108,8 +108,7 @@ def test_api_runs_serve_plus_runner_joined_to_the_head_with_postgres():
     env = api["environment"]
     assert env["RAY_JOIN_ADDRESS"] == "ray-head:6379"  # the entrypoint makes the container a 0-CPU Ray node
     assert env["DROPSEARCH_RAY_ADDRESS"] == "ray-head:6379"
-    url = interpolate(env["DROPSEARCH_DATABASE_URL"], {"POSTGRES_PASSWORD": "pw"})
-    assert url == "postgresql+psycopg://dropsearch:pw@postgres:5432/dropsearch"
+    assert api["init"] is True  # PID 1 is an init: it reaps children and forwards SIGTERM
     assert [p.rsplit(":", 2)[1:] for p in api["ports"]] == [["8000", "8000"]]
     assert "http://127.0.0.1:8000/healthz" in " ".join(api["healthcheck"]["test"])
     assert {name: dep["condition"] for name, dep in api["depends_on"].items()} == {
@@ -117,6 +116,26 @@ def test_api_runs_serve_plus_runner_joined_to_the_head_with_postgres():
         "ray-head": "service_healthy",
     }
     assert mounts(api)["/data"] in COMPOSE["volumes"] and mounts(api)["/datasets"] == "./datasets"
+
+
+def test_compose_puts_the_postgres_password_into_the_database_url_unencoded():
+    env = SERVICES["api"]["environment"]
+    assert "DROPSEARCH_DATABASE_URL" not in env  # the settings assemble it from parts, encoding the password
+    password = "p@ss/w:rd%40#?"
+    values = {k: interpolate(str(v), {"POSTGRES_PASSWORD": password}) for k, v in env.items() if "DATABASE" in k}
+    url = Settings(**{k.removeprefix("DROPSEARCH_").lower(): v for k, v in values.items()}).resolved_database_url
+    assert url == "postgresql+psycopg://dropsearch:p%40ss%2Fw%3Ard%2540%23%3F@postgres:5432/dropsearch"
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    assert (parsed.password, parsed.host, parsed.port, parsed.database) == (password, "postgres", 5432, "dropsearch")
+
+
+def test_a_database_password_file_is_read_and_encoded(tmp_path):
+    secret = tmp_path / "pg-password"
+    secret.write_text("a@b/c:d%e\n")
+    url = Settings(database_host="db", database_password_file=secret).resolved_database_url
+    assert url == "postgresql+psycopg://dropsearch:a%40b%2Fc%3Ad%25e@db:5432/dropsearch"
 
 
 def test_every_dropsearch_variable_of_the_compose_file_is_a_real_setting_with_a_valid_value(monkeypatch):
