@@ -148,7 +148,9 @@ def run_search(
         max_failures: retries of a trial that raised before it counts as failed (default ``budget.max_failures``).
         child_overrides: ``ChildConfig`` fields set on every child (fault-injection drills, device, threads).
         storage_path: Tune's storage (experiment directory, logger files). Default: a temporary directory.
-        name: the experiment's name (e.g. the search id). Default: ``"dropsearch"``.
+        name: the experiment's name (the service uses the search id): Tune's experiment directory
+            ``storage_path/name`` and the search's actor in the Ray dashboard (:mod:`dropsearch.runner.dashboard`).
+            Default: ``"dropsearch"``.
         loggers: Tune logger callbacks to switch on, from :data:`TUNE_LOGGERS`.
 
     Returns:
@@ -159,17 +161,21 @@ def run_search(
     """
     from ray import tune
 
+    from dropsearch.runner.dashboard import start_search_log
     from dropsearch.runner.schedulers import make_scheduler, reports_end_on_rungs
     from dropsearch.runner.trainable import BundleBox, TrialSettings, train_trial
     from dropsearch.runner.tune_events import SearchEventsCallback
     from dropsearch.workers.setup import check_resources, ensure_ray, prepare_search
 
-    callbacks = callbacks or SearchCallbacks()
     resume = resume or ResumeState()
     ensure_ray(ray_address, num_cpus=num_cpus)
     capacity = check_resources(spec)
     prepared = prepare_search(spec, allowed_roots=allowed_roots)
     res, budget = spec.resources, spec.budget
+    storage = storage_path or tempfile.mkdtemp(prefix="dropsearch-tune-")
+    name = name or "dropsearch"
+    search_log = start_search_log(name, os.path.join(storage, name), spec.objective.metric)
+    callbacks = _logged(callbacks or SearchCallbacks(), search_log.send)
 
     stop = _Stop(callbacks, budget.time_limit_s)
     events = SearchEventsCallback(callbacks, spec, cancelling=lambda: stop.reason is not None)
@@ -195,7 +201,6 @@ def run_search(
     # A DDP trial only relays its Ray Train workers' reports; the workers reserve the CPUs/GPUs.
     trial_resources = {"cpu": 0.01, "gpu": 0} if ddp else {"cpu": res.cpus_per_trial, "gpu": res.gpus_per_trial}
     trainable = tune.with_resources(tune.with_parameters(train_trial, bundle=box, settings=settings), trial_resources)
-    storage = storage_path or tempfile.mkdtemp(prefix="dropsearch-tune-")
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # loggers are opt-in (``loggers``)
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # no experiment banner on the runner's console
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)  # no result files: fine
@@ -212,7 +217,7 @@ def run_search(
             trial_dirname_creator=_trial_dirname,
         ),
         run_config=tune.RunConfig(
-            name=name or "dropsearch",
+            name=name,
             storage_path=storage,
             failure_config=tune.FailureConfig(
                 max_failures=budget.max_failures if max_failures is None else max_failures
@@ -224,7 +229,10 @@ def run_search(
         ),
     )
     start = time.perf_counter()
-    tuner.fit()
+    try:
+        tuner.fit()
+    finally:
+        search_log.close()
     status = "cancelled" if stop.reason == "cancelled" else "succeeded"
     best = _best(events.finished, spec.objective.mode)
     return SearchResult(
@@ -235,6 +243,26 @@ def run_search(
         best_pattern=None if best is None else events.patterns.get(best.index),
         updates=getattr(getattr(searcher, "controller", None), "n_updates", 0),
         wall_s=time.perf_counter() - start,
+    )
+
+
+def _logged(callbacks: SearchCallbacks, also: Any) -> SearchCallbacks:
+    """``callbacks`` with every event also handed to ``also`` first (the search's dashboard log)."""
+
+    def both(hook: Any) -> Any:
+        def call(event: Any) -> None:
+            also(event)
+            if hook is not None:
+                hook(event)
+
+        return call
+
+    return SearchCallbacks(
+        on_trial_started=both(callbacks.on_trial_started),
+        on_epoch=both(callbacks.on_epoch),
+        on_trial_finished=both(callbacks.on_trial_finished),
+        on_controller_updated=both(callbacks.on_controller_updated),
+        should_cancel=callbacks.should_cancel,
     )
 
 
