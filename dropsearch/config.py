@@ -51,6 +51,27 @@ class Settings(BaseSettings):
     lease_timeout_s: float = Field(30.0, gt=0, description="A lease not renewed for this long is stale.")
     log_level: str = Field("INFO", description="Python logging level.")
     migrate_on_start: bool = Field(True, description="Run database migrations when the API starts.")
+    tune_loggers: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Ray Tune logger callbacks of every search: tensorboard, csv, json, mlflow (comma separated); "
+        "their files go to <data_dir>/tune/<search id>/ (mlflow: a local file store in <data_dir>/tune/mlruns).",
+    )
+
+    @field_validator("tune_loggers", mode="before")
+    @classmethod
+    def _split_loggers(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        allowed = ("tensorboard", "csv", "json", "mlflow")
+        for name in value if isinstance(value, list) else []:
+            if name not in allowed:
+                raise ValueError(f"tune_loggers: {name!r} is not one of {', '.join(allowed)}")
+        return value
+
+    @property
+    def tune_storage(self) -> Path:
+        """Where Ray Tune keeps each search's experiment directory (and its logger files)."""
+        return self.data_dir / "tune"
 
     @field_validator("dataset_roots", mode="before")
     @classmethod
