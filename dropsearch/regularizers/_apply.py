@@ -55,6 +55,8 @@ class AppliedPattern:
         targets: torch.Tensor,
         loss_fn: LossFn,
         optimizer: torch.optim.Optimizer | None = None,
+        *,
+        domains: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Run forward and backward the way the variant needs and return the (detached) training loss.
 
@@ -66,9 +68,25 @@ class AppliedPattern:
             targets: ``(B,)`` class labels (or ``(B, T)`` next-token ids).
             loss_fn: ``loss_fn(outputs, targets) -> scalar``; it owns any reshaping (e.g. ``(B, T, V)`` logits).
             optimizer: optional optimizer to step once.
+            domains: source-domain id of each example, int64 ``(B,)``, for datasets with domains (e.g. the
+                rotation of rotated digits). Passed to step helpers that declare ``uses_domains = True`` (GSNR
+                dropout: its ``"domain"`` estimator and its meta-learned ratio's held-out-domain split); ignored
+                by the others. Default: ``None``
+
+        Raises:
+            ValueError: when ``domains`` is not an integer tensor of shape ``(B,)``.
         """
         self.model.train()
+        if domains is not None and (
+            domains.shape != inputs.shape[:1] or domains.is_floating_point() or domains.is_complex()
+        ):
+            raise ValueError(
+                f"domains must be an integer tensor of shape ({inputs.shape[0]},), got {domains.dtype} "
+                f"{tuple(domains.shape)}"
+            )
         if self.helper is not None:
+            if domains is not None and getattr(self.helper, "uses_domains", False):
+                return self.helper.training_step(inputs, targets, loss_fn, optimizer=optimizer, domains=domains)
             return self.helper.training_step(inputs, targets, loss_fn, optimizer=optimizer)
         if optimizer is not None:
             optimizer.zero_grad(set_to_none=True)

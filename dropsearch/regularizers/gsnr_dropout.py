@@ -106,6 +106,9 @@ class GSNRDropout:
         16
     """
 
+    #: ``AppliedPattern.training_step`` passes the batch's domain ids (when the trainer has them) to this helper.
+    uses_domains = True
+
     def __init__(
         self,
         model: nn.Module,

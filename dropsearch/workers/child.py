@@ -24,6 +24,9 @@ class ChildConfig:
         optimizer: ``"adam"`` or ``"sgd"`` (momentum 0.9).
         weight_decay: L2 weight decay.
         seed: seeds model initialisation and batch order.
+        seeds: children trained in lockstep with seeds ``seed, seed + 1, ...``, same pattern and data; each
+            epoch reports the mean of every metric and the per-seed values (``<metric>_seeds``). See
+            :class:`~dropsearch.workers.multi_seed.MultiSeedTraining`.
         pretrain_epochs: epochs trained without the pattern first (very-large-dropout fine-tuning needs a
             pre-trained network; used when ``checkpoint_path`` is not given).
         checkpoint_path: a ``state_dict`` file to start from instead of pre-training.
@@ -49,6 +52,7 @@ class ChildConfig:
     optimizer: str = "adam"
     weight_decay: float = 0.0
     seed: int = 0
+    seeds: int = 1
     pretrain_epochs: int = 0
     checkpoint_path: str | None = None
     objective: str = "val_accuracy"

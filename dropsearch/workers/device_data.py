@@ -61,11 +61,13 @@ class DeviceData:
 
     Shape:
         - x_train: (N, ...) inputs, y_train: (N,) or (N, T) targets; likewise for the evaluation sets.
+        - d_train: (N,) int64 source-domain ids of the training examples, or ``None`` (no domains).
     """
 
     x_train: torch.Tensor
     y_train: torch.Tensor
     evals: dict[str, tuple[torch.Tensor, torch.Tensor]]
+    d_train: torch.Tensor | None = None
 
     @classmethod
     def from_bundle(cls, bundle: DatasetBundle, device: torch.device, *, pin: bool = False) -> DeviceData:
@@ -80,17 +82,34 @@ class DeviceData:
         heldout = bundle.heldout()
         if heldout is not None:
             evals["heldout"] = (move(heldout[0]), move(heldout[1]))
-        return cls(move(bundle.x_train), move(bundle.y_train), evals)
+        d_train = None if bundle.d_train is None else move(bundle.d_train.long())
+        return cls(move(bundle.x_train), move(bundle.y_train), evals, d_train)
 
-    def train_batches(self, batch_size: int, generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Shuffled ``(x, y)`` batches of one epoch; the last partial batch is kept when it has >= 2 examples."""
+    def _batch_indices(self, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
         n = len(self.x_train)
         order = torch.randperm(n, generator=generator).to(self.x_train.device)
         for start in range(0, n, batch_size):
             idx = order[start : start + batch_size]
             if len(idx) < 2:
                 break
+            yield idx
+
+    def train_batches(self, batch_size: int, generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Shuffled ``(x, y)`` batches of one epoch; the last partial batch is kept when it has >= 2 examples."""
+        for idx in self._batch_indices(batch_size, generator):
             yield self.x_train.index_select(0, idx), self.y_train.index_select(0, idx)
+
+    def train_batches_with_domains(
+        self, batch_size: int, generator: torch.Generator
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
+        """The batches of :meth:`train_batches` (same order for the same generator state), with domain ids.
+
+        Yields:
+            ``(x, y, d)``: ``d`` is the (B,) int64 domain id of each example, or ``None`` without domains.
+        """
+        for idx in self._batch_indices(batch_size, generator):
+            d = None if self.d_train is None else self.d_train.index_select(0, idx)
+            yield self.x_train.index_select(0, idx), self.y_train.index_select(0, idx), d
 
     def shard(self, rank: int, world: int) -> None:
         """Keep every ``world``-th training example starting at ``rank`` (data-parallel children).
@@ -101,6 +120,8 @@ class DeviceData:
         n = len(self.x_train) // world * world
         self.x_train = self.x_train[rank:n:world]
         self.y_train = self.y_train[rank:n:world]
+        if self.d_train is not None:
+            self.d_train = self.d_train[rank:n:world]
 
     def eval_sets(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """``{"val": (x, y), "heldout": (x, y)}`` (held-out only for datasets with held-out domains)."""

@@ -116,6 +116,7 @@ class PreparedSearch:
             pattern=pattern,
             epochs=spec.budget.epochs_per_trial,
             seed=spec.seed,
+            seeds=spec.budget.seeds_per_trial,
             objective=spec.objective.metric,
             allowed_roots=self.allowed_roots,
             **extra,

@@ -51,11 +51,22 @@ def _make_optimizer(model: nn.Module, config: ChildConfig) -> torch.optim.Optimi
 class ChildTraining:
     """One child network in training; call :meth:`run_epoch` once per epoch.
 
+    With ``config.seeds > 1`` the constructor returns a :class:`~dropsearch.workers.multi_seed.MultiSeedTraining`
+    instead: that many seeds of the child in lockstep, reporting the mean of each metric (same interface).
+
     Args:
         config: what to train.
         bundle: the dataset, when the caller already holds it (workers cache it); loaded otherwise.
         device: where to train; ``None`` resolves ``config.device``.
     """
+
+    def __new__(cls, config: ChildConfig | None = None, **kwargs: Any) -> Any:
+        """One child, or a :class:`~dropsearch.workers.multi_seed.MultiSeedTraining` when ``config.seeds > 1``."""
+        if cls is ChildTraining and config is not None and config.seeds != 1:
+            from dropsearch.workers.multi_seed import MultiSeedTraining
+
+            return MultiSeedTraining(config, **kwargs)
+        return super().__new__(cls)
 
     def __init__(self, config: ChildConfig, *, bundle: DatasetBundle | None = None, device: str | None = None):
         self.config = config
@@ -65,6 +76,7 @@ class ChildTraining:
             config.dataset, params=config.dataset_params, seed=config.seed, allowed_roots=config.allowed_roots
         )
         self.data = DeviceData.from_bundle(bundle, self.device, pin=self.device.type == "cuda")
+        self._test = (bundle.x_test, bundle.y_test) if bundle.x_test is not None else None  # moved when asked
         self.task = bundle.task
         self.loss_fn = loss_for_task(bundle.task)
         self.model = build_model(
@@ -119,9 +131,9 @@ class ChildTraining:
             raise RuntimeError(f"injected failure at epoch {self.epoch}")
         start, seen = time.perf_counter(), 0
         total_loss = torch.zeros((), device=self.device)  # summed on the device: no host sync per step
-        for x, y in self.data.train_batches(self.config.batch_size, self.generator):
-            with self._autocast():
-                loss = self.applied.training_step(x, y, self.loss_fn, optimizer=self.optimizer)
+        for x, y, d in self.data.train_batches_with_domains(self.config.batch_size, self.generator):
+            with self._autocast():  # domain ids (None without domains) reach helpers that use them (GSNR)
+                loss = self.applied.training_step(x, y, self.loss_fn, optimizer=self.optimizer, domains=d)
             total_loss += loss.detach().float() * len(x)
             seen += len(x)
         train_loss = float(total_loss) / max(seen, 1)
@@ -141,18 +153,36 @@ class ChildTraining:
         self.model.eval()
         out: dict[str, float] = {}
         for prefix, (x, y) in self.data.eval_sets().items():
-            loss, correct, count = 0.0, 0, 0
-            for start in range(0, len(x), 1024):
-                xb, yb = x[start : start + 1024], y[start : start + 1024]
-                with self._autocast():
-                    logits = self.forward_model(xb)
-                loss += float(self.loss_fn(logits, yb)) * len(xb)
-                correct += int((logits.argmax(-1) == yb).sum())
-                count += yb.numel()
-            out[f"{prefix}_loss"] = loss / max(len(x), 1)
-            out[f"{prefix}_accuracy"] = correct / max(count, 1)
+            out.update(self._score(prefix, x, y))
         self.model.train()
         return out
+
+    @torch.no_grad()
+    def evaluate_test(self) -> dict[str, float]:
+        """``test_loss`` and ``test_accuracy`` on the dataset's test split (``x_test``), for final numbers only.
+
+        Never called during a search: rewards and choices come from the validation split. Empty when the dataset
+        has no test split (e.g. digits; MNIST-1D has 1000 examples, CIFAR-10 its ``test_batch``).
+        """
+        if self._test is None:
+            return {}
+        self.model.eval()
+        x, y = (t.to(self.device) for t in self._test)
+        out = self._score("test", x, y)
+        self.model.train()
+        return out
+
+    def _score(self, prefix: str, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+        """Mean loss and accuracy of the model (already in eval mode) on ``x``, in chunks of 1024."""
+        loss, correct, count = 0.0, 0, 0
+        for start in range(0, len(x), 1024):
+            xb, yb = x[start : start + 1024], y[start : start + 1024]
+            with self._autocast():
+                logits = self.forward_model(xb)
+            loss += float(self.loss_fn(logits, yb)) * len(xb)
+            correct += int((logits.argmax(-1) == yb).sum())
+            count += yb.numel()
+        return {f"{prefix}_loss": loss / max(len(x), 1), f"{prefix}_accuracy": correct / max(count, 1)}
 
     def state_dict(self) -> dict[str, Any]:
         """Model and optimizer state, for a per-epoch checkpoint."""
