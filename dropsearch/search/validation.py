@@ -269,24 +269,25 @@ class ValidationResults:
         """Whether ``arm`` at ``seed`` has finished (successfully or not)."""
         return (arm, int(seed)) in self.results
 
-    def values(self, arm: str) -> dict[int, float]:
-        """Successful results of ``arm``, seed -> value, in seed order."""
-        return {s: v for s in self.seeds if (v := self.results.get((arm, s))) is not None}
+    def values(self, arm: str, seeds: Sequence[int] | None = None) -> dict[int, float]:
+        """Successful results of ``arm``, seed -> value, in seed order (only ``seeds`` if given)."""
+        pool = self.seeds if seeds is None else [s for s in self.seeds if s in set(seeds)]
+        return {s: v for s in pool if (v := self.results.get((arm, s))) is not None}
 
     def failed_seeds(self, arm: str) -> list[int]:
         """Seeds at which ``arm`` failed or diverged."""
         return [s for s in self.seeds if (arm, s) in self.results and self.results[(arm, s)] is None]
 
-    def summary(self, arm: str) -> ArmSummary:
-        """Mean, sd and count of ``arm``'s successful results."""
-        vals = list(self.values(arm).values())
+    def summary(self, arm: str, seeds: Sequence[int] | None = None) -> ArmSummary:
+        """Mean, sd and count of ``arm``'s successful results (at ``seeds`` only, if given)."""
+        vals = list(self.values(arm, seeds).values())
         mean = statistics.fmean(vals) if vals else float("nan")
         sd = statistics.stdev(vals) if len(vals) >= 2 else float("nan")
         return ArmSummary(mean, sd, len(vals))
 
-    def gap(self, arm: str, other: str) -> PairedDifference:
-        """Paired ``arm - other`` over the seeds both have a result for (RAW units)."""
-        a, b = self.values(arm), self.values(other)
+    def gap(self, arm: str, other: str, seeds: Sequence[int] | None = None) -> PairedDifference:
+        """Paired ``arm - other`` over the seeds both have a result for (RAW units; only ``seeds`` if given)."""
+        a, b = self.values(arm, seeds), self.values(other, seeds)
         common = [s for s in self.seeds if s in a and s in b]
         return paired_difference([a[s] for s in common], [b[s] for s in common], level=self.level)
 
@@ -298,32 +299,48 @@ class ValidationResults:
         """The interval lies entirely on the bad side of 0 (``arm`` worse beyond noise)."""
         return gap.below_zero() if self.mode == "max" else gap.above_zero()
 
-    def _key(self, arm: str) -> float:
-        mean = self.summary(arm).mean
-        return -mean if self.mode == "max" else mean
+    def best(self, seeds: Sequence[int] | None = None, *, min_results: int | None = None) -> str | None:
+        """The arm with the best mean among those racing did not stop (ties: earlier arm); ``None`` before results.
 
-    def best(self) -> str | None:
-        """The arm with the best mean among those racing did not stop (ties: earlier arm); ``None`` before results."""
-        alive = [a.name for a in self.arms if a.name not in self.dropped and self.summary(a.name).n > 0]
-        return min(alive, key=lambda name: (self._key(name), [a.name for a in self.arms].index(name)), default=None)
+        Args:
+            seeds: compare the means at these seeds only. Default: every seed.
+            min_results: only arms with at least this many successful results count. Default: ``None``:
+                :data:`RACING_MIN_SEEDS` when some arm has that many (one lucky seed of an arm whose other runs
+                failed does not win), else 1.
+        """
+        if min_results is None:
+            return self.best(seeds, min_results=RACING_MIN_SEEDS) or self.best(seeds, min_results=1)
+        order = {a.name: i for i, a in enumerate(self.arms)}
+        sign = -1.0 if self.mode == "max" else 1.0
+        scored = [
+            (sign * s.mean, order[a.name], a.name)
+            for a in self.arms
+            if a.name not in self.dropped and (s := self.summary(a.name, seeds)).n >= max(1, min_results)
+        ]
+        return min(scored)[2] if scored else None
 
-    def race(self) -> list[str]:
+    def race(self, seeds: Sequence[int] | None = None) -> list[str]:
         """Stop the search arms worse than the leader beyond noise; returns the arms stopped now.
 
-        The leader is :meth:`best`. An arm is stopped when it and the leader share at least
+        The leader is the best arm with at least :data:`RACING_MIN_SEEDS` results (an arm whose other runs failed
+        cannot lead on one lucky seed). An arm is stopped when it and the leader share at least
         :data:`RACING_MIN_SEEDS` seeds and the paired interval of arm minus leader lies entirely on the bad side.
         Baselines are never stopped.
+
+        Args:
+            seeds: race on the results at these seeds only (e.g. the first round's), so a resumed run that already
+                has later results takes the same decision. Default: every seed.
         """
-        leader = self.best()
+        leader = self.best(seeds, min_results=RACING_MIN_SEEDS)
         if leader is None:
             return []
         stopped = []
         for a in self.arms:
             if a.is_baseline or a.name == leader or a.name in self.dropped:
                 continue
-            gap = self.gap(a.name, leader)
+            gap = self.gap(a.name, leader, seeds)
             if gap.n >= RACING_MIN_SEEDS and self.worse(gap):
-                self.dropped[a.name] = self.summary(a.name).n
+                self.dropped[a.name] = self.summary(a.name, seeds).n
                 stopped.append(a.name)
         return stopped
 

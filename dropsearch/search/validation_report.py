@@ -7,8 +7,8 @@ How to read it (``to_dict()``):
 - ``arms[i].gaps[baseline]``: paired ``arm - baseline`` (mean of per-seed differences, ``se``, the 95% interval
   ``low``..``high`` with Student's t for ``n - 1`` degrees of freedom) and ``beats_noise``: the whole interval is on
   the good side of 0 for the objective's ``mode``; ``worse_beyond_noise`` is the opposite.
-- ``chosen``: the arm with the best mean (not stopped early); ``chosen_beats``: whether it beats each baseline
-  beyond noise.
+- ``chosen``: the arm with the best mean (not stopped early; among the arms with at least 2 successful seeds
+  when there are any); ``chosen_beats``: whether it beats each baseline beyond noise.
 - ``conclusion``: plain sentences, e.g. "No pattern beat no dropout beyond noise (paired 95% interval)."
 """
 

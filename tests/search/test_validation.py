@@ -173,3 +173,10 @@ def test_bad_arms_are_refused():
         Arm("a", {}, "lucky")
     with pytest.raises(ValueError, match="mode"):
         ValidationResults([Arm("a", {}, "search")], SEEDS, "maximize")
+
+
+def test_an_arm_with_one_result_cannot_lead_the_race():
+    r = results({"search-1": [0.9, None], "search-2": [0.30, 0.32], "search-3": [0.60, 0.62], "none": [0.5, 0.52]})
+    assert r.race() == ["search-2"]  # raced against search-3, not against search-1's single lucky seed
+    assert r.best() == "search-3"  # nor be chosen while other arms have two or more results
+    assert r.best(min_results=1) == "search-1"
