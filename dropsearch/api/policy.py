@@ -14,7 +14,7 @@ from typing import Any
 
 from dropsearch.api.errors import SpecRejected
 from dropsearch.config import Settings
-from dropsearch.search.spec import SearchSpec
+from dropsearch.search.spec import SearchSpec, validation_trials
 
 __all__ = [
     "MAX_PARAMS_BYTES",
@@ -112,12 +112,30 @@ def check_spec(spec: SearchSpec, settings: Settings) -> None:
     """Apply the server's caps and path rules to a validated spec.
 
     Raises:
-        SpecRejected: naming the field: ``budget.trials`` over ``max_trials``, ``budget.epochs_per_trial`` over
-            ``max_epochs_per_trial``, or a ``dataset.params`` path outside ``dataset_roots``.
+        SpecRejected: naming the field: ``budget.trials`` over ``max_trials``, ``budget.seeds_per_trial`` when
+            the search's children (trials x seeds) exceed it, ``validation`` when the search's children plus the
+            validation stage's most trials (:func:`~dropsearch.search.spec.validation_trials`) exceed it,
+            ``budget.epochs_per_trial`` over ``max_epochs_per_trial``, or a ``dataset.params`` path outside
+            ``dataset_roots``.
     """
     if spec.budget.trials > settings.max_trials:
         limit, got = settings.max_trials, spec.budget.trials
         raise SpecRejected("budget.trials", f"must be at most {limit} (the server's max_trials), got {got}")
+    children = spec.budget.trials * spec.budget.seeds_per_trial
+    if children > settings.max_trials:
+        raise SpecRejected(
+            "budget.seeds_per_trial",
+            f"{spec.budget.trials} trials x {spec.budget.seeds_per_trial} seeds = {children} children exceed the "
+            f"server's max_trials ({settings.max_trials})",
+        )
+    extra = validation_trials(spec)
+    if children + extra > settings.max_trials:
+        raise SpecRejected(
+            "validation",
+            f"the search's {children} trials plus up to {extra} validation trials "
+            f"((top_k + baselines) x seeds) exceed the server's max_trials ({settings.max_trials}); "
+            "lower validation.top_k or validation.seeds, or set validation.enabled to false",
+        )
     if spec.budget.epochs_per_trial > settings.max_epochs_per_trial:
         raise SpecRejected(
             "budget.epochs_per_trial",

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from dropsearch.controller._estimate import shrunk_estimates
 from dropsearch.search.space import SearchSpace
 
 __all__ = ["Proposal", "BaseController"]
@@ -118,19 +119,19 @@ class BaseController(abc.ABC):
         return -(-len(pairs) // batch_size)
 
     def best(self, k: int = 1) -> list[Proposal]:
-        """The ``k`` observed token tuples with the highest mean reward (repeats of one tuple are averaged).
+        """The ``k`` observed token tuples with the best noise-aware estimate of their reward.
+
+        Repeats of one tuple are averaged and each mean is shrunk toward the mean of all tuples, the more the fewer
+        samples it has (:func:`~dropsearch.controller._estimate.shrunk_estimates`, noise estimated from the repeated
+        tuples), so one lucky sample does not outrank a tuple sampled twenty times. Without repeats this is the
+        order of the observed rewards.
 
         Returns:
-            Proposals with ``reward`` set, best first; ``index`` is the first sample of the tuple. Ties keep the
-            earlier observation first.
+            Proposals with ``reward`` set to the tuple's observed mean, best first; ``index`` is the first sample of
+            the tuple. Ties keep the earlier observation first.
         """
-        totals: dict[tuple[int, ...], list[Any]] = {}
-        for tokens, reward, index in self.history:
-            entry = totals.setdefault(tokens, [0.0, 0, index])
-            entry[0] += reward
-            entry[1] += 1
-        ranked = sorted(totals.items(), key=lambda kv: -kv[1][0] / kv[1][1])
-        return [Proposal(t, 0.0, e[2], e[0] / e[1]) for t, e in ranked[:k]]
+        ranked = sorted(shrunk_estimates(self.history), key=lambda e: -e.estimate)
+        return [Proposal(e.tokens, 0.0, e.index, e.mean) for e in ranked[:k]]
 
     def _extra_state(self) -> dict[str, Any]:
         return {}

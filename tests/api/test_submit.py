@@ -76,6 +76,13 @@ BAD_SPECS = [
     pytest.param(spec_with(budget__trials=-3), "budget.trials", id="negative-trials"),
     pytest.param(spec_with(budget__trials=101, budget__max_concurrent=1), "budget.trials", id="over-max-trials"),
     pytest.param(spec_with(budget__epochs_per_trial=21), "budget.epochs_per_trial", id="over-max-epochs"),
+    # 90 search trials + (3 top patterns + 1 baseline) x 3 seeds = 102 > max_trials 100
+    pytest.param(spec_with(budget__trials=90, budget__max_concurrent=1), "validation", id="validation-over-cap"),
+    pytest.param(
+        spec_with(budget__trials=60, budget__seeds_per_trial=2, budget__max_concurrent=1),
+        "budget.seeds_per_trial",
+        id="seeds-per-trial-over-cap",
+    ),
     pytest.param(spec_with(surprise=1), "surprise", id="unknown-field"),
     pytest.param({"dataset": {"name": "digits"}}, "model", id="missing-model"),
     pytest.param(
@@ -112,6 +119,16 @@ def test_messages_are_readable(sqlite_api: Api) -> None:
     assert "budget.trials: Input should be greater than or equal to 1" in detail.json()["detail"]
     detail = sqlite_api.client.post("/v1/searches", json=spec_with(budget__trials=500), headers=sqlite_api.auth())
     assert detail.json()["detail"] == "budget.trials: must be at most 100 (the server's max_trials), got 500"
+
+
+def test_validation_trials_count_in_the_trial_cap(sqlite_api: Api) -> None:
+    exact = spec_with(budget__trials=88, budget__max_concurrent=1)  # 88 + 4 arms x 3 seeds = 100
+    assert sqlite_api.client.post("/v1/searches", json=exact, headers=sqlite_api.auth()).status_code == 201
+    over = sqlite_api.client.post("/v1/searches", json=spec_with(budget__trials=89), headers=sqlite_api.auth())
+    assert over.status_code == 422
+    assert over.json()["detail"].startswith("validation: the search's 89 trials plus up to 12 validation trials")
+    off = spec_with(budget__trials=100, budget__max_concurrent=1, validation={"enabled": False})
+    assert sqlite_api.client.post("/v1/searches", json=off, headers=sqlite_api.auth()).status_code == 201
 
 
 @pytest.mark.parametrize("body", [b"{not json", b'{"model": ', b"", b"[1, 2]", b'"text"'])
