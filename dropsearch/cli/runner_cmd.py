@@ -22,7 +22,8 @@ def runner(
         typer.Option(help="Join this Ray cluster ('auto', 'host:6379', 'ray://head:10001'). Default: a local Ray."),
     ] = None,
     runner_id: Annotated[
-        str | None, typer.Option(help="A stable id: a restarted runner takes its own searches back at once.")
+        str | None,
+        typer.Option(help="A readable prefix of the runner's id (a per-process suffix is always added)."),
     ] = None,
     data_dir: DataDirOpt = None,
     database_url: DatabaseUrlOpt = None,

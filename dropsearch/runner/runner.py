@@ -1,7 +1,8 @@
 """The runner: takes queued searches from the store and runs them on Ray, a few at a time.
 
-On every poll it first takes back searches that are ``running`` but whose runner is gone (an expired lease, or its
-own id after a restart), then claims queued ones, up to ``max_concurrent_searches``. Each search runs in a thread
+On every poll it first takes back searches that are ``running`` but whose runner is gone (an expired or released
+lease, or one this runner gave back during a database outage), then claims queued ones, up to
+``max_concurrent_searches``. Each search runs in a thread
 (:class:`~dropsearch.runner.execution.SearchExecution`); the children themselves run in Ray worker processes.
 
 Example::
@@ -28,7 +29,10 @@ from dropsearch.store import session_scope
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Runner", "default_runner_id"]
+__all__ = ["MAX_RUNNER_ID_PREFIX", "Runner", "default_runner_id", "unique_runner_id"]
+
+#: Longest ``--runner-id`` prefix (the stored lease owner holds at most 255 characters).
+MAX_RUNNER_ID_PREFIX = 200
 
 
 def default_runner_id() -> str:
@@ -36,13 +40,30 @@ def default_runner_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
+def unique_runner_id(prefix: str | None = None) -> str:
+    """A runner id unique to this process: ``<prefix>-<pid>-<random>``, or :func:`default_runner_id` without one.
+
+    A lease belongs to one process: two processes started with the same ``--runner-id`` get different ids, so
+    they can never both believe they hold the same lease.
+
+    Raises:
+        ValueError: for a prefix longer than :data:`MAX_RUNNER_ID_PREFIX` or with control characters.
+    """
+    if not prefix:
+        return default_runner_id()
+    if len(prefix) > MAX_RUNNER_ID_PREFIX or any(ord(c) < 32 or ord(c) == 127 for c in prefix):
+        raise ValueError(f"runner id prefix must be printable and at most {MAX_RUNNER_ID_PREFIX} characters")
+    return f"{prefix}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
 class Runner:
     """Claims and runs searches until stopped.
 
     Args:
         settings: database URL, Ray address, concurrency and lease timings.
-        runner_id: a stable id lets a restarted runner take back its own searches at once (without waiting for
-            the lease to expire). Default: a new unique id.
+        runner_id: a readable prefix of this runner's id; a per-process suffix is always added
+            (:func:`unique_runner_id`), so a restarted runner takes its searches back once their leases expire.
+            Default: ``<host>-<pid>-<random>``.
         ray_address: join this Ray cluster (overrides ``settings.ray_address``); ``None`` starts a local Ray.
         poll_s: seconds between polls of the queue.
     """
@@ -57,7 +78,7 @@ class Runner:
         include_dashboard: bool = False,
     ) -> None:
         self.settings = settings
-        self.runner_id = runner_id or default_runner_id()
+        self.runner_id = unique_runner_id(runner_id)
         self.ray_address = ray_address or settings.ray_address
         self.poll_s = poll_s
         self.include_dashboard = include_dashboard

@@ -8,8 +8,9 @@ frozen records (:mod:`dropsearch.store.records`), so no other package needs SQLA
 from dropsearch.store.api_keys import authenticate, create_api_key, list_api_keys, revoke_api_key
 from dropsearch.store.controller_states import latest_controller_state, save_controller_state
 from dropsearch.store.db import Engine, Session, dispose_engines, get_engine, make_engine, session_scope
-from dropsearch.store.errors import NotFoundError, StoreError, TrialCompletedError
+from dropsearch.store.errors import LeaseLostError, NotFoundError, StoreError, TrialCompletedError
 from dropsearch.store.events import append_event, events_after
+from dropsearch.store.fencing import Lease, check_lease
 from dropsearch.store.leases import (
     acquire_lease,
     claim_next_queued_search,
@@ -41,6 +42,7 @@ from dropsearch.store.searches import (
     load_search,
     mark_search_finished,
     request_cancel,
+    resume_search,
 )
 from dropsearch.store.trials import (
     best_trial,
@@ -62,6 +64,8 @@ __all__ = [
     "ControllerStateRecord",
     "Engine",
     "EventRecord",
+    "Lease",
+    "LeaseLostError",
     "NotFoundError",
     "SearchPage",
     "SearchRecord",
@@ -74,6 +78,7 @@ __all__ = [
     "append_event",
     "authenticate",
     "best_trial",
+    "check_lease",
     "claim_next_queued_search",
     "completed_trials",
     "create_api_key",
@@ -96,6 +101,7 @@ __all__ = [
     "renew_lease",
     "request_cancel",
     "requeue_stale_trials",
+    "resume_search",
     "revoke_api_key",
     "save_controller_state",
     "session_scope",

@@ -9,6 +9,7 @@ from __future__ import annotations
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from dropsearch.store.fencing import Lease, generation_of
 from dropsearch.store.models import ControllerStateModel, utcnow
 from dropsearch.store.records import ControllerStateRecord
 
@@ -16,7 +17,14 @@ __all__ = ["latest_controller_state", "save_controller_state"]
 
 
 def save_controller_state(
-    *, session: Session, search_id: str, blob: bytes, updates: int, trials_seen: int, keep: int | None = None
+    *,
+    session: Session,
+    search_id: str,
+    blob: bytes,
+    updates: int,
+    trials_seen: int,
+    keep: int | None = None,
+    lease: Lease | None = None,
 ) -> int:
     """Store a new controller state for a search and return its version (previous latest + 1).
 
@@ -28,12 +36,14 @@ def save_controller_state(
         trials_seen: how many completed trials the controller has learnt from; on resume, the completed trials
             beyond these are fed to the controller again.
         keep: keep only the newest ``keep`` versions (older blobs are deleted). Default: ``None`` (keep all)
+        lease: the writing runner's lease, checked first. Default: unchecked
 
     Returns:
         The new version number.
 
     Raises:
         ValueError: for a non-bytes blob, negative counters or ``keep < 1``.
+        LeaseLostError: if ``lease`` no longer holds the search (nothing is written).
     """
     if not isinstance(blob, (bytes, bytearray, memoryview)):
         raise ValueError(f"blob must be bytes, got {type(blob).__name__}")
@@ -41,6 +51,7 @@ def save_controller_state(
         raise ValueError(f"updates and trials_seen must be >= 0, got {updates} and {trials_seen}")
     if keep is not None and keep < 1:
         raise ValueError(f"keep must be >= 1 or None, got {keep}")
+    generation = generation_of(session, lease)
     latest = session.scalar(
         select(func.max(ControllerStateModel.version)).where(ControllerStateModel.search_id == search_id)
     )
@@ -53,6 +64,7 @@ def save_controller_state(
             updates=updates,
             trials_seen=trials_seen,
             created_at=utcnow(),
+            lease_generation=generation,
         )
     )
     session.flush()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["NotFoundError", "StoreError", "TrialCompletedError"]
+__all__ = ["LeaseLostError", "NotFoundError", "StoreError", "TrialCompletedError"]
 
 
 class StoreError(Exception):
@@ -15,3 +15,10 @@ class NotFoundError(StoreError, LookupError):
 
 class TrialCompletedError(StoreError):
     """A completed trial (succeeded, stopped or finally failed) was asked to start again; it is never re-run."""
+
+
+class LeaseLostError(StoreError):
+    """A runner wrote under a lease it no longer holds (taken over, released, or the search finished).
+
+    The write was not made (the check runs in the write's own transaction); the runner must stop the search.
+    """

@@ -14,21 +14,30 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dropsearch.store._json import json_safe
+from dropsearch.store.fencing import Lease, generation_of
 from dropsearch.store.models import MAX_KIND_LENGTH, EventModel, utcnow
 from dropsearch.store.records import EventRecord
 
 __all__ = ["append_event", "events_after"]
 
 
-def append_event(*, session: Session, search_id: str, kind: str, data: Mapping[str, Any]) -> EventRecord:
+def append_event(
+    *, session: Session, search_id: str, kind: str, data: Mapping[str, Any], lease: Lease | None = None
+) -> EventRecord:
     """Append an event (e.g. ``kind="trial.finished"``) with a JSON ``data`` payload to a search's stream.
+
+    ``lease`` (the writing runner's) is checked first and its generation stamped on the row.
 
     Raises:
         ValueError: for an empty ``kind`` or one longer than 64 characters.
+        LeaseLostError: if ``lease`` no longer holds the search (nothing is written).
     """
     if not isinstance(kind, str) or not 0 < len(kind) <= MAX_KIND_LENGTH:
         raise ValueError(f"kind must be a string of 1 to {MAX_KIND_LENGTH} characters, got {kind!r}")
-    row = EventModel(search_id=search_id, kind=kind, data=json_safe(dict(data)), created_at=utcnow())
+    generation = generation_of(session, lease)
+    row = EventModel(
+        search_id=search_id, kind=kind, data=json_safe(dict(data)), created_at=utcnow(), lease_generation=generation
+    )
     session.add(row)
     session.flush()
     return EventRecord.from_model(row)

@@ -10,6 +10,13 @@ Every claim is a guarded ``UPDATE ... WHERE <still claimable>`` whose row count 
 on any database and across processes; on Postgres the candidate rows are also read ``FOR UPDATE SKIP LOCKED`` so
 concurrent runners do not queue behind each other (on SQLite ``BEGIN IMMEDIATE`` already serialises writers).
 Lease times are compared with the runners' clocks, which must agree to well within ``lease_timeout_s``.
+
+Fencing: every claim and take-over bumps the search's ``lease_generation``. A runner keeps the :class:`Lease` it
+got (search, runner id, generation) and passes it to every write (trials, events, controller states, the final
+status): :func:`check_lease` runs in the same transaction, locks the search row (``FOR UPDATE`` on Postgres;
+SQLite's ``BEGIN IMMEDIATE`` already serialises writers) and raises
+:class:`~dropsearch.store.errors.LeaseLostError` when the lease moved on, so a runner that was paused past its
+lease (a frozen process, a long GC, a network partition) can never write over the runner that took its search.
 """
 
 from __future__ import annotations
@@ -19,11 +26,21 @@ from datetime import timedelta
 from sqlalchemy import Update, or_, select, update
 from sqlalchemy.orm import Session
 
+from dropsearch.store.fencing import Lease, check_lease
 from dropsearch.store.models import SearchModel, utcnow
 from dropsearch.store.records import SearchRecord
 from dropsearch.store.searches import load_search
 
-__all__ = ["acquire_lease", "claim_next_queued_search", "find_resumable", "release_lease", "renew_lease"]
+__all__ = [
+    "Lease",
+    "acquire_lease",
+    "check_lease",
+    "claim_next_queued_search",
+    "find_resumable",
+    "release_lease",
+    "renew_lease",
+]
+
 
 _CLAIM_BATCH = 8
 
@@ -67,6 +84,7 @@ def claim_next_queued_search(*, session: Session, runner_id: str, lease_s: float
                 status="running",
                 lease_owner=runner_id,
                 lease_expires_at=now + timedelta(seconds=lease_s),
+                lease_generation=SearchModel.lease_generation + 1,
                 started_at=now,
                 updated_at=now,
             )
@@ -119,15 +137,23 @@ def acquire_lease(*, session: Session, search_id: str, runner_id: str, lease_s: 
                 SearchModel.lease_expires_at < now,
             ),
         )
-        .values(lease_owner=runner_id, lease_expires_at=now + timedelta(seconds=lease_s), updated_at=now)
+        .values(
+            lease_owner=runner_id,
+            lease_expires_at=now + timedelta(seconds=lease_s),
+            lease_generation=SearchModel.lease_generation + 1,
+            updated_at=now,
+        )
     )
     return load_search(session=session, search_id=search_id) if result.rowcount == 1 else None
 
 
-def renew_lease(*, session: Session, search_id: str, runner_id: str, lease_s: float) -> bool:
+def renew_lease(
+    *, session: Session, search_id: str, runner_id: str, lease_s: float, generation: int | None = None
+) -> bool:
     """Extend ``runner_id``'s lease on a running search by ``lease_s`` seconds from now (the heartbeat).
 
-    A lease that expired but was not taken over yet is still renewed.
+    A lease that expired but was not taken over yet is still renewed. With ``generation``, only that lease
+    (:class:`Lease`) is renewed: a take-over in between, even by the same runner id, makes it fail.
 
     Returns:
         ``False`` if the runner no longer holds the lease (taken over, released, or the search finished): the
@@ -135,23 +161,29 @@ def renew_lease(*, session: Session, search_id: str, runner_id: str, lease_s: fl
     """
     _check(runner_id, lease_s)
     now = utcnow()
-    result = session.execute(
-        _update()
-        .where(SearchModel.id == search_id, SearchModel.status == "running", SearchModel.lease_owner == runner_id)
-        .values(lease_expires_at=now + timedelta(seconds=lease_s), updated_at=now)
+    stmt = _update().where(
+        SearchModel.id == search_id, SearchModel.status == "running", SearchModel.lease_owner == runner_id
     )
+    if generation is not None:
+        stmt = stmt.where(SearchModel.lease_generation == generation)
+    result = session.execute(stmt.values(lease_expires_at=now + timedelta(seconds=lease_s), updated_at=now))
     return result.rowcount == 1
 
 
-def release_lease(*, session: Session, search_id: str, runner_id: str) -> bool:
+def release_lease(*, session: Session, search_id: str, runner_id: str, generation: int | None = None) -> bool:
     """Give up ``runner_id``'s lease (e.g. on a clean shutdown) so another runner can resume the search at once.
+
+    Args:
+        session: the caller's session.
+        search_id: the search.
+        runner_id: the runner giving it up.
+        generation: only release this generation of the lease. Default: any
 
     Returns:
         Whether the runner held the lease.
     """
-    result = session.execute(
-        _update()
-        .where(SearchModel.id == search_id, SearchModel.lease_owner == runner_id)
-        .values(lease_owner=None, lease_expires_at=None, updated_at=utcnow())
-    )
+    stmt = _update().where(SearchModel.id == search_id, SearchModel.lease_owner == runner_id)
+    if generation is not None:
+        stmt = stmt.where(SearchModel.lease_generation == generation)
+    result = session.execute(stmt.values(lease_owner=None, lease_expires_at=None, updated_at=utcnow()))
     return result.rowcount == 1

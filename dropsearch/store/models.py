@@ -166,6 +166,8 @@ class SearchModel(Base):
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     lease_owner: Mapped[str | None] = mapped_column(String(MAX_OWNER_LENGTH))
     lease_expires_at: Mapped[datetime | None]
+    # Bumped by every claim and take-over: the fencing token a runner's writes are checked against.
+    lease_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class TrialModel(Base):
@@ -194,6 +196,7 @@ class TrialModel(Base):
     wall_s: Mapped[float | None] = mapped_column(Float)
     node: Mapped[str | None] = mapped_column(String(MAX_NAME_LENGTH))
     error: Mapped[str | None] = mapped_column(Text)
+    lease_generation: Mapped[int | None] = mapped_column(Integer)  # the search lease that wrote it last
 
 
 class ControllerStateModel(Base):
@@ -209,6 +212,7 @@ class ControllerStateModel(Base):
     updates: Mapped[int] = mapped_column(Integer)
     trials_seen: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    lease_generation: Mapped[int | None] = mapped_column(Integer)  # the search lease that wrote it
 
 
 class EventModel(Base):
@@ -222,3 +226,4 @@ class EventModel(Base):
     kind: Mapped[str] = mapped_column(String(MAX_KIND_LENGTH))
     data: Mapped[dict[str, Any]]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    lease_generation: Mapped[int | None] = mapped_column(Integer)  # the search lease that wrote it (None: the API)

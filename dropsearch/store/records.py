@@ -70,6 +70,7 @@ class SearchRecord:
     cancel_requested: bool
     lease_owner: str | None
     lease_expires_at: datetime | None
+    lease_generation: int = 0
 
     @classmethod
     def from_model(cls, row: SearchModel) -> SearchRecord:
@@ -93,6 +94,7 @@ class SearchRecord:
             cancel_requested=row.cancel_requested,
             lease_owner=row.lease_owner,
             lease_expires_at=row.lease_expires_at,
+            lease_generation=row.lease_generation or 0,
         )
 
 
@@ -124,6 +126,7 @@ class TrialRecord:
     wall_s: float | None
     node: str | None
     error: str | None
+    lease_generation: int | None = None
 
     @property
     def completed(self) -> bool:
@@ -150,6 +153,7 @@ class TrialRecord:
             wall_s=row.wall_s,
             node=row.node,
             error=row.error,
+            lease_generation=row.lease_generation,
         )
 
 
@@ -171,11 +175,20 @@ class ControllerStateRecord:
     updates: int
     trials_seen: int
     created_at: datetime
+    lease_generation: int | None = None
 
     @classmethod
     def from_model(cls, row: ControllerStateModel) -> ControllerStateRecord:
         """Snapshot of ``row``."""
-        return cls(row.search_id, row.version, bytes(row.blob), row.updates, row.trials_seen, row.created_at)
+        return cls(
+            row.search_id,
+            row.version,
+            bytes(row.blob),
+            row.updates,
+            row.trials_seen,
+            row.created_at,
+            row.lease_generation,
+        )
 
 
 @dataclass(frozen=True)
@@ -187,8 +200,9 @@ class EventRecord:
     kind: str
     data: dict[str, Any]
     created_at: datetime
+    lease_generation: int | None = None
 
     @classmethod
     def from_model(cls, row: EventModel) -> EventRecord:
         """Snapshot of ``row``."""
-        return cls(row.id, row.search_id, row.kind, dict(row.data), row.created_at)
+        return cls(row.id, row.search_id, row.kind, dict(row.data), row.created_at, row.lease_generation)

@@ -32,7 +32,11 @@ __all__ = [
     "mark_search_finished",
     "new_id",
     "request_cancel",
+    "resume_search",
 ]
+
+#: Statuses a search can be resumed from (its completed trials and controller state are kept).
+RESUMABLE_SEARCH_STATUSES = ("failed", "cancelled")
 
 
 def new_id() -> str:
@@ -180,7 +184,13 @@ def request_cancel(*, session: Session, owner: str, search_id: str) -> SearchRec
 
 
 def mark_search_finished(
-    *, session: Session, search_id: str, status: str, error: str | None = None, runner_id: str | None = None
+    *,
+    session: Session,
+    search_id: str,
+    status: str,
+    error: str | None = None,
+    runner_id: str | None = None,
+    lease_generation: int | None = None,
 ) -> bool:
     """Give a queued or running search its final status and release its lease.
 
@@ -191,6 +201,7 @@ def mark_search_finished(
         error: why it failed (shown to the user). Default: ``None``
         runner_id: if given, only the runner holding the lease may finish the search (a runner that lost its
             lease to another one changes nothing). Default: ``None`` (no lease check)
+        lease_generation: with ``runner_id``, only this generation of its lease (a fenced write). Default: any
 
     Returns:
         Whether the search was changed (``False`` if it was already finished, missing, or leased by another
@@ -209,9 +220,45 @@ def mark_search_finished(
     )
     if runner_id is not None:
         stmt = stmt.where(SearchModel.lease_owner == runner_id)
+    if lease_generation is not None:
+        stmt = stmt.where(SearchModel.lease_generation == lease_generation)
     result = session.execute(
         stmt.values(
             status=status, error=error, finished_at=now, updated_at=now, lease_owner=None, lease_expires_at=None
         )
     )
     return result.rowcount == 1
+
+
+def resume_search(*, session: Session, owner: str, search_id: str) -> tuple[SearchRecord | None, bool]:
+    """Queue the owner's failed or cancelled search again; the runner resumes it without re-running finished trials.
+
+    The search becomes ``queued`` (error, cancel request and finish time cleared); its trials, progress and stored
+    controller states are kept, so the runner that claims it continues from the last stored controller state.
+
+    Returns:
+        ``(search, resumed)``: the search after the request (``None`` if it is missing or someone else's) and
+        whether it was re-queued (``False`` when its status is not failed or cancelled).
+    """
+    if get_search(session=session, owner=owner, search_id=search_id) is None:
+        return None, False
+    now = utcnow()
+    result = session.execute(
+        update(SearchModel)
+        .where(
+            SearchModel.id == search_id,
+            SearchModel.owner == owner,
+            SearchModel.status.in_(RESUMABLE_SEARCH_STATUSES),
+        )
+        .values(
+            status="queued",
+            error=None,
+            cancel_requested=False,
+            finished_at=None,
+            lease_owner=None,
+            lease_expires_at=None,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return load_search(session=session, search_id=search_id), result.rowcount == 1

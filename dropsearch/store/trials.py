@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from dropsearch.store._json import json_safe
 from dropsearch.store.errors import NotFoundError, TrialCompletedError
+from dropsearch.store.fencing import Lease, generation_of
 from dropsearch.store.models import COMPLETED_TRIAL_STATUSES, MAX_NAME_LENGTH, SearchModel, TrialModel, utcnow
 from dropsearch.store.records import TrialPage, TrialRecord
 from dropsearch.store.searches import new_id
@@ -67,6 +68,7 @@ def trial_started(
     tokens: Sequence[Any],
     pattern: Mapping[str, Any] | None = None,
     node: str | None = None,
+    lease: Lease | None = None,
 ) -> TrialRecord:
     """Record that trial ``index`` of a search (re)starts running.
 
@@ -77,6 +79,7 @@ def trial_started(
         tokens: the controller's sampled tokens.
         pattern: the decoded pattern document (DESIGN.md section 3). Default: ``None``
         node: where it runs (Ray node / host). Default: ``None``
+        lease: the writing runner's lease, checked first (:mod:`dropsearch.store.fencing`). Default: unchecked
 
     Returns:
         The running trial: ``attempt`` 1 when new, the previous attempt + 1 when it was queued, running
@@ -85,8 +88,10 @@ def trial_started(
     Raises:
         NotFoundError: if the search does not exist.
         TrialCompletedError: if the trial is already completed (it is never re-run).
+        LeaseLostError: if ``lease`` no longer holds the search (nothing is written).
         ValueError: for an ``index`` outside ``0..trials_total-1``.
     """
+    generation = generation_of(session, lease)
     search = _search(session, search_id)
     if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < search.trials_total:
         raise ValueError(f"index must be an int in [0, {search.trials_total}), got {index!r}")
@@ -103,6 +108,7 @@ def trial_started(
         "started_at": now,
         "finished_at": None,
         "heartbeat_at": now,
+        "lease_generation": generation,
     }
     if _row(session, search_id, index, for_update=True) is None:
         try:
@@ -127,7 +133,13 @@ def trial_started(
 
 
 def trial_reported(
-    *, session: Session, search_id: str, index: int, epoch: int, metrics: Mapping[str, Any]
+    *,
+    session: Session,
+    search_id: str,
+    index: int,
+    epoch: int,
+    metrics: Mapping[str, Any],
+    lease: Lease | None = None,
 ) -> TrialRecord:
     """Store one epoch's metrics of a running trial and refresh its heartbeat.
 
@@ -136,7 +148,9 @@ def trial_reported(
 
     Raises:
         NotFoundError: if the trial was never started.
+        LeaseLostError: if ``lease`` (the writer's, when given) no longer holds the search.
     """
+    generation = generation_of(session, lease)
     row = _row(session, search_id, index, for_update=True)
     if row is None:
         raise NotFoundError(f"trial {index} of search {search_id!r} does not exist")
@@ -146,6 +160,8 @@ def trial_reported(
     kept = [old for old in row.metrics if old.get("epoch") != entry["epoch"]]
     row.metrics = sorted([*kept, entry], key=lambda item: item["epoch"])
     row.heartbeat_at = utcnow()
+    if generation is not None:
+        row.lease_generation = generation
     session.flush()
     return TrialRecord.from_model(row)
 
@@ -158,6 +174,7 @@ def trial_finished(
     status: str,
     reward: float | None = None,
     error: str | None = None,
+    lease: Lease | None = None,
 ) -> TrialRecord:
     """Store a trial's final result; idempotent (a trial that is already completed keeps its first result).
 
@@ -172,9 +189,11 @@ def trial_finished(
             more retries) or ``"cancelled"`` (stopped by a cancel; not completed, no reward).
         reward: the trial's reward; required and finite for ``succeeded`` and ``stopped``. Default: ``None``
         error: why it failed. Default: ``None``
+        lease: the writing runner's lease, checked first. Default: unchecked
 
     Raises:
         NotFoundError: if the trial was never started.
+        LeaseLostError: if ``lease`` no longer holds the search (nothing is written).
         ValueError: for an unknown status or a missing or non-finite reward where one is required.
     """
     if status not in FINISHED_TRIAL_STATUSES:
@@ -183,6 +202,7 @@ def trial_finished(
         reward = float(reward)
     if status in _REWARDED and (reward is None or not math.isfinite(reward)):
         raise ValueError(f"a {status} trial needs a finite reward, got {reward!r}")
+    generation = generation_of(session, lease)
     row = _row(session, search_id, index, for_update=True)
     if row is None:
         raise NotFoundError(f"trial {index} of search {search_id!r} does not exist")
@@ -191,7 +211,15 @@ def trial_finished(
     result = session.execute(
         update(TrialModel)
         .where(TrialModel.id == row.id, TrialModel.status.not_in(COMPLETED_TRIAL_STATUSES))
-        .values(status=status, reward=reward, error=error, finished_at=now, heartbeat_at=now, wall_s=wall_s)
+        .values(
+            status=status,
+            reward=reward,
+            error=error,
+            finished_at=now,
+            heartbeat_at=now,
+            wall_s=wall_s,
+            **({} if generation is None else {"lease_generation": generation}),
+        )
         .execution_options(synchronize_session=False)
     )
     if result.rowcount == 1 and status in COMPLETED_TRIAL_STATUSES:
