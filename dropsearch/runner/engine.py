@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from dropsearch.runner._local import ProcessLocal
 from dropsearch.runner.events import ControllerUpdated, ResumeState, SearchCallbacks, SearchResult, TrialFinished
 from dropsearch.search.spec import SearchSpec
 
@@ -36,13 +37,16 @@ TUNE_LOGGERS = ("tensorboard", "csv", "json", "mlflow")
 
 
 @dataclass
-class _Stop:
+class _Stop(ProcessLocal):
     """The experiment's stopper: a cancel, a lost lease or the search's time limit ends every trial."""
 
     callbacks: SearchCallbacks
     time_limit_s: float | None
     started: float = field(default_factory=time.perf_counter)
     reason: str | None = None
+
+    def __post_init__(self) -> None:
+        self.keep_alive()
 
     def check(self) -> bool:
         if self.reason is None:
@@ -233,6 +237,8 @@ def run_search(
         tuner.fit()
     finally:
         search_log.close()
+        events.release()
+        stop.release()
     status = "cancelled" if stop.reason == "cancelled" else "succeeded"
     best = _best(events.finished, spec.objective.mode)
     return SearchResult(
@@ -241,7 +247,7 @@ def run_search(
         best_index=best.index if best else None,
         best_reward=best.reward if best else None,
         best_pattern=None if best is None else events.patterns.get(best.index),
-        updates=getattr(getattr(searcher, "controller", None), "n_updates", 0),
+        updates=events.updates,
         wall_s=time.perf_counter() - start,
     )
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from ray import tune
 
+from dropsearch.runner._local import ProcessLocal
 from dropsearch.runner.events import EpochReported, SearchCallbacks, TrialFinished, TrialStarted
 from dropsearch.runner.trainable import HUNG_FILE
 from dropsearch.search.reward import objective_value
@@ -43,7 +44,7 @@ class _TrialState:
         self.metrics: list[dict[str, Any]] = []
 
 
-class SearchEventsCallback(tune.Callback):
+class SearchEventsCallback(ProcessLocal, tune.Callback):
     """Emits a search's events to ``callbacks`` as Tune runs its trials.
 
     Args:
@@ -59,6 +60,8 @@ class SearchEventsCallback(tune.Callback):
     def __init__(self, callbacks: SearchCallbacks, spec: SearchSpec, cancelling: Any) -> None:
         self.callbacks, self.spec, self.cancelling = callbacks, spec, cancelling
         self._posted: list[Any] = []
+        self.updates = 0  # controller updates emitted
+        self.keep_alive()
         self.trials: dict[str, _TrialState] = {}
         self.finished: list[TrialFinished] = []
         self.patterns: dict[int, dict[str, Any]] = {}  # trial index -> pattern, of the trials that ended
@@ -69,7 +72,9 @@ class SearchEventsCallback(tune.Callback):
 
     def _flush(self) -> None:
         while self._posted:
-            self.callbacks.emit(self._posted.pop(0))
+            event = self._posted.pop(0)
+            self.updates = max(self.updates, getattr(event, "updates", 0))
+            self.callbacks.emit(event)
 
     def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
         """Emit updates that no trial end preceded (a batch closed by trials stored before a restart)."""
