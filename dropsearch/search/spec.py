@@ -146,8 +146,12 @@ class ControllerSpec(BaseModel):
     """The search algorithm and its settings."""
 
     model_config = _STRICT
-    name: Literal["reinforce", "random"] = "reinforce"
-    batch_size: int = Field(8, ge=1, description="proposals per policy update")
+    name: Literal["reinforce", "random", "tpe"] = Field(
+        "reinforce",
+        description="reinforce: the AutoDropout policy-gradient controller; random: uniform sampling; "
+        "tpe: Optuna's Tree-structured Parzen Estimator over the same decisions (through Ray Tune's OptunaSearch)",
+    )
+    batch_size: int = Field(8, ge=1, description="proposals per policy update (reinforce, random)")
     lr: float = Field(0.0035, gt=0, description="Adam learning rate of the policy")
     entropy_weight: float = Field(0.0001, ge=0, description="weight of the entropy bonus")
     baseline_decay: float = Field(0.95, ge=0, lt=1, description="decay of the moving-average reward baseline")
@@ -166,7 +170,12 @@ class BudgetSpec(BaseModel):
     trials: int = Field(64, ge=1, description="child trainings in total")
     epochs_per_trial: int = Field(5, ge=1)
     max_concurrent: int = Field(2, ge=1, description="trials running at once; at most `trials`")
-    early_stopping: Literal["none", "asha"] = "asha"
+    early_stopping: Literal["none", "asha", "hyperband", "median"] = Field(
+        "asha",
+        description="Ray Tune scheduler that stops weak trials early: asha (successive halving, rungs at epochs "
+        "1, 2, 4, ...), hyperband (asynchronous HyperBand: ASHA over 3 brackets), median (median stopping rule "
+        "after 2 epochs), or none",
+    )
     time_limit_s: float | None = Field(None, gt=0, description="wall-clock limit of the whole search")
     seeds_per_trial: int = Field(
         1,
@@ -176,6 +185,9 @@ class BudgetSpec(BaseModel):
         "(variance / n for n times the cost)",
     )
     max_failures: int = Field(2, ge=0, le=10, description="retries of a trial that raised before it counts as failed")
+    trial_timeout_s: float | None = Field(
+        None, gt=0, description="wall-clock limit of one trial attempt; past it the trial is ended and retried"
+    )
 
     @model_validator(mode="after")
     def _concurrency(self) -> BudgetSpec:

@@ -31,6 +31,7 @@ def test_minimal_spec_gets_the_documented_defaults():
         "lr": 0.0035,
         "entropy_weight": 0.0001,
         "baseline_decay": 0.95,
+        "warm_start_from": None,
     }
     assert spec.budget.model_dump() == {
         "trials": 64,
@@ -40,6 +41,7 @@ def test_minimal_spec_gets_the_documented_defaults():
         "time_limit_s": None,
         "seeds_per_trial": 1,
         "max_failures": 2,
+        "trial_timeout_s": None,
     }
     assert spec.training.batch_size == 64 and spec.training.device == "auto" and spec.training.pretrain_epochs == 0
     assert spec.resources.model_dump() == {"cpus_per_trial": 1, "gpus_per_trial": 0, "workers_per_trial": 1}
@@ -71,12 +73,12 @@ def test_example_validates_and_round_trips_through_json():
         ),
         ("budget.trials", 0, ("budget", "trials"), "greater than or equal to 1"),
         ("budget.max_concurrent", 65, ("budget",), "budget.max_concurrent (65) must not exceed budget.trials (64)"),
-        ("budget.early_stopping", "median", ("budget", "early_stopping"), "'none' or 'asha'"),
+        ("budget.early_stopping", "successive", ("budget", "early_stopping"), "'hyperband' or 'median'"),
         ("budget.time_limit_s", 0, ("budget", "time_limit_s"), "greater than 0"),
         ("resources.cpus_per_trial", 0, ("resources", "cpus_per_trial"), "greater than 0"),
         ("resources.gpus_per_trial", -1, ("resources", "gpus_per_trial"), "greater than or equal to 0"),
         ("resources.workers_per_trial", 0, ("resources", "workers_per_trial"), "greater than or equal to 1"),
-        ("controller.name", "evolution", ("controller", "name"), "'reinforce' or 'random'"),
+        ("controller.name", "evolution", ("controller", "name"), "'random' or 'tpe'"),
         ("objective.mode", "maximize", ("objective", "mode"), "'max' or 'min'"),
         ("budget.retries", 3, ("budget", "retries"), "Extra inputs are not permitted"),
         ("colour", "blue", ("colour",), "Extra inputs are not permitted"),
@@ -119,5 +121,5 @@ def test_json_schema_is_openapi_ready():
     assert schema["examples"] == [SEARCH_SPEC_EXAMPLE]
     defs = schema["$defs"]
     assert defs["BudgetSpec"]["properties"]["trials"]["minimum"] == 1
-    assert defs["ControllerSpec"]["properties"]["name"]["enum"] == ["reinforce", "random"]
+    assert defs["ControllerSpec"]["properties"]["name"]["enum"] == ["reinforce", "random", "tpe"]
     json.dumps(schema)  # serializable
