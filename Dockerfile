@@ -44,7 +44,7 @@ COPY pyproject.toml README.md ./
 COPY dropsearch ./dropsearch
 COPY benchmarks ./benchmarks
 # torch is already satisfied, so pip keeps the build installed above.
-RUN pip install ".[postgres]" && python -c "import dropsearch, ray, torch; print(dropsearch.__version__, ray.__version__, torch.__version__)"
+RUN pip install ".[service,postgres]" && python -c "import dropsearch, ray, torch; print(dropsearch.__version__, ray.__version__, torch.__version__)"
 
 COPY deploy/docker/entrypoint.sh /usr/local/bin/dropsearch-entrypoint
 RUN chmod 0755 /usr/local/bin/dropsearch-entrypoint \

@@ -1,0 +1,1 @@
+"""An example dropsearch plugin: the ``example-cnn`` model and the ``example-blobs`` dataset."""
