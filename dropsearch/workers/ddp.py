@@ -49,6 +49,8 @@ class AllReduceOptimizer:
 
 def ddp_train_loop(loop_config: dict[str, Any]) -> None:
     """The function every Ray Train worker runs: one child, sharded batches, a report per epoch."""
+    from dataclasses import replace
+
     import ray.train
     import ray.train.torch
 
@@ -58,7 +60,8 @@ def ddp_train_loop(loop_config: dict[str, Any]) -> None:
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
     device = ray.train.torch.get_device()
-    child = ChildTraining(ChildConfig.from_dict(loop_config["child"]), device=str(device))
+    config = ChildConfig.from_dict(loop_config["child"])
+    child = ChildTraining(replace(config, seeds=1), device=str(device))  # a data-parallel child trains one seed
     child.data.shard(rank, world)
     if child.applied.helper is None:
         child.applied.model = torch.nn.parallel.DistributedDataParallel(
