@@ -100,3 +100,17 @@ def test_subsets_and_no_test():
         load_dataset("mnist1d", params={"val_fraction": 0}, seed=0)
     with pytest.raises(ValueError, match="mnist1d param n_train"):
         load_dataset("mnist1d", params={"n_train": 5000}, seed=0)
+
+
+def test_a_missing_package_is_named(monkeypatch):
+    import sys
+
+    from dropsearch.workers.datasets import mnist1d as module
+
+    module._generated.cache_clear()
+    monkeypatch.setitem(sys.modules, "mnist1d.data", None)  # as if the package were not installed
+    try:
+        with pytest.raises(ImportError, match=r"pip install 'dropsearch\[service\]'"):
+            load_dataset("mnist1d", seed=0)
+    finally:
+        module._generated.cache_clear()

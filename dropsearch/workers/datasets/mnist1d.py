@@ -33,7 +33,12 @@ LENGTH = 40
 
 @lru_cache(maxsize=1)
 def _generated() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    from mnist1d.data import get_dataset_args, make_dataset  # generation only: no download
+    try:
+        from mnist1d.data import get_dataset_args, make_dataset  # generation only: no download
+    except ImportError as err:
+        raise ImportError(
+            "the mnist1d dataset needs the mnist1d package: pip install 'dropsearch[service]' (or mnist1d)"
+        ) from err
 
     py_state, np_state = random.getstate(), np.random.get_state()
     try:
