@@ -122,6 +122,10 @@ class Client:
         """Cancel a search (queued: at once; running: the runner stops it); returns the search."""
         return self._request("POST", f"/v1/searches/{search_id}/cancel").json()
 
+    def resume(self, search_id: str) -> dict[str, Any]:
+        """Queue a failed or cancelled search again (finished trials are kept); returns the search."""
+        return self._request("POST", f"/v1/searches/{search_id}/resume").json()
+
     def best(self, search_id: str, *, path: str | Path | None = None) -> dict[str, Any]:
         """The best pattern document with provenance; also written to ``path`` when given."""
         response = self._request("GET", f"/v1/searches/{search_id}/best")

@@ -1,7 +1,7 @@
 """The ``dropsearch`` command line (Typer + Rich).
 
-Commands: ``serve``, ``runner``, ``submit``, ``watch``, ``best``, ``list``, ``cancel``, ``trials``, ``extend``,
-``keys`` and ``db``.
+Commands: ``serve``, ``runner``, ``submit``, ``watch``, ``best``, ``list``, ``cancel``, ``resume``, ``trials``,
+``extend``, ``keys`` and ``db``.
 Importing this package imports neither torch nor Ray nor the API: every command imports what it needs when it
 runs, so ``dropsearch --help`` is fast.
 """
@@ -24,6 +24,7 @@ EXAMPLES = {
     "best": "dropsearch best $ID -o pattern.json",
     "list": "dropsearch list --status running --limit 10",
     "cancel": "dropsearch cancel $ID",
+    "resume": "dropsearch resume $ID   (a failed or cancelled search; then: dropsearch watch $ID)",
     "trials": "dropsearch trials $ID --format csv -o trials.csv",
     "extend": "dropsearch extend $ID 16   (then: dropsearch watch $ID)",
 }
@@ -62,6 +63,7 @@ app.command(rich_help_panel="Searches", epilog=_epilog("watch"))(searches.watch)
 app.command(rich_help_panel="Searches", epilog=_epilog("best"))(searches.best)
 app.command("list", rich_help_panel="Searches", epilog=_epilog("list"))(searches.list_searches)
 app.command(rich_help_panel="Searches", epilog=_epilog("cancel"))(searches.cancel)
+app.command(rich_help_panel="Searches", epilog=_epilog("resume"))(searches.resume)
 app.command(rich_help_panel="Searches", epilog=_epilog("trials"))(results.trials)
 app.command(rich_help_panel="Searches", epilog=_epilog("extend"))(results.extend)
 app.add_typer(keys.app, name="keys", rich_help_panel="Administration")

@@ -1,4 +1,4 @@
-"""Client commands over the HTTP API: ``submit``, ``watch``, ``best``, ``list`` and ``cancel``.
+"""Client commands over the HTTP API: ``submit``, ``watch``, ``best``, ``list``, ``cancel`` and ``resume``.
 
 ``submit`` prints only the new search's id on stdout (``ID=$(dropsearch submit spec.json)``); messages go to stderr.
 ``watch`` exits 0 when the search succeeded and 1 when it failed or was cancelled.
@@ -183,3 +183,13 @@ def cancel(search_id: SearchIdArg, url: UrlOpt = None, api_key: ApiKeyOpt = None
     note = "" if search["status"] == "cancelled" else " (cancel requested; the runner stops its trials)"
     console.print(f"search {search_id}: {search['status']}{note}")
 
+def resume(search_id: SearchIdArg, url: UrlOpt = None, api_key: ApiKeyOpt = None, data_dir: DataDirOpt = None) -> None:
+    """Resume a failed or cancelled search; its finished trials are kept, the rest run."""
+    client = make_client(url, api_key, data_dir)
+    with client, api_errors(client.base_url):
+        search = client.resume(search_id)
+    done, total = search["progress"]["trials_done"], search["progress"]["trials_total"]
+    console.print(
+        f"search {search_id}: {search['status']} again ({done}/{total} trials kept); follow it with: "
+        f"dropsearch watch {search_id}"
+    )

@@ -18,7 +18,7 @@ from dropsearch.search.spec import SearchSpec
 from dropsearch.store.db import session_scope
 from dropsearch.store.models import SEARCH_STATUSES, TERMINAL_SEARCH_STATUSES
 from dropsearch.store.records import SearchRecord
-from dropsearch.store.searches import create_search, get_search, list_searches, request_cancel
+from dropsearch.store.searches import create_search, get_search, list_searches, request_cancel, resume_search
 from dropsearch.store.trials import best_trial, list_trials
 
 __all__ = ["MAX_EVENT_ID", "MAX_OFFSET", "router", "search_or_404"]
@@ -121,6 +121,33 @@ def cancel_search(search_id: str, key: CurrentKey, session: SessionDep, state: S
     session.commit()
     if updated is None:  # pragma: no cover - deleted between the two statements
         raise HTTPException(404, detail=f"search {search_id} not found")
+    return search_public(updated, ray_dashboard_url=state.settings.ray_dashboard_url)
+
+
+@router.post(
+    "/{search_id}/resume",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=SearchPublic,
+    responses={
+        **_ERRORS,
+        409: {"model": ErrorPublic, "description": "the search is queued, running or succeeded; `detail` names it"},
+    },
+    summary="Resume a failed or cancelled search",
+)
+def resume_my_search(search_id: str, key: CurrentKey, session: SessionDep, state: StateDep) -> SearchPublic:
+    """Queue a failed or cancelled search again; the runner continues it from its last stored controller state.
+
+    Every finished trial is kept (none is trained again).
+    """
+    record = search_or_404(session, key.owner, search_id)
+    updated, resumed = resume_search(session=session, owner=key.owner, search_id=search_id)
+    session.commit()
+    if updated is None:  # pragma: no cover - deleted between the two statements
+        raise HTTPException(404, detail=f"search {search_id} not found")
+    if not resumed:
+        current = updated.status or record.status
+        detail = f"search {search_id} is {current}; only failed or cancelled searches can be resumed"
+        raise HTTPException(409, detail=detail)
     return search_public(updated, ray_dashboard_url=state.settings.ray_dashboard_url)
 
 
