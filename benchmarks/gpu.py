@@ -5,13 +5,14 @@ Three measurements, printed as one JSON document:
 1. ``child_step``: the same child (:class:`~dropsearch.workers.train.ChildTraining`, same config and seed, so the
    same model, pattern, batches and GPU path: data on the device, bf16 autocast, channels-last, optional
    ``torch.compile``) trained once in this process (``bare``) and once inside a Ray actor (``ray``): a
-   :class:`~dropsearch.workers.pool.ChildWorker` started with the options of
-   :func:`~dropsearch.workers.pool.make_worker` (one GPU, or one CPU with ``--device cpu``) and given the dataset
-   through the object store, as a search does. The step is the body of ``ChildTraining.run_epoch``: fetch the next
-   batch on the device, then ``applied.training_step`` under autocast with the optimizer step, each step timed
-   alone (device synchronized). After ``--warmup`` steps per side, ``--rounds`` alternating blocks (bare, then
-   Ray: never both at once, and drift hits both alike); ``ratio = median(ray) / median(bare)``, target <= 1.05
-   on the same GPU (Ray's ``CUDA_VISIBLE_DEVICES`` names the GPU it grants: on one-GPU machines the bare one).
+   :class:`TimedChildActor` holding a :class:`~dropsearch.workers.train.ChildTraining`, started with a trial's
+   resources (``num_gpus=1``, or one CPU with ``--device cpu``) and given the dataset through the object store, as
+   a search's trial is (a Ray Tune trial is such a Ray actor process too). The step is the body of
+   ``ChildTraining.run_epoch``: fetch the next batch on the device, then ``applied.training_step`` under autocast
+   with the optimizer step, each step timed alone (device synchronized). After ``--warmup`` steps per side,
+   ``--rounds`` alternating blocks (bare, then Ray: never both at once, and drift hits both alike);
+   ``ratio = median(ray) / median(bare)``, target <= 1.05 on the same GPU (Ray's ``CUDA_VISIBLE_DEVICES`` names
+   the GPU it grants: on one-GPU machines the bare one).
 2. ``child_epoch``: whole ``run_epoch`` calls (step loop plus evaluation) each side: ``train_s`` and their ratio.
 3. ``regularizers``: ``benchmarks/regularizers.py``'s ``run`` on the same device (variant step-time ratios, memory).
 
@@ -43,10 +44,9 @@ import torch
 
 from dropsearch.workers.child import ChildConfig
 from dropsearch.workers.datasets import load_dataset
-from dropsearch.workers.pool import ChildWorker
 from dropsearch.workers.train import ChildTraining
 
-__all__ = ["CHILDREN", "TARGET_RATIO", "time_steps", "TimedChildWorker", "run", "main"]
+__all__ = ["CHILDREN", "TARGET_RATIO", "time_steps", "TimedChildActor", "run", "main"]
 
 TARGET_RATIO = 1.05
 #: child name -> model, dataset (synthetic, no files), batch size; ``quick`` shrinks all three.
@@ -112,14 +112,39 @@ def time_steps(child: ChildTraining, steps: int, warmup: int = 0) -> dict[str, A
     return {"times": times, "peak_mem_mb": peak, **where}
 
 
-class TimedChildWorker(ChildWorker):
-    """A :class:`~dropsearch.workers.pool.ChildWorker` that can also time steps of its current child."""
+class TimedChildActor:
+    """The Ray side of :func:`bench_child`: one :class:`~dropsearch.workers.train.ChildTraining` in a Ray actor.
+
+    Args:
+        threads: torch threads of the actor process (the actor's CPUs).
+    """
+
+    def __init__(self, threads: int) -> None:
+        torch.set_num_threads(threads)
+        self._child: ChildTraining | None = None
+
+    def start(self, config: dict[str, Any], bundle: Any) -> dict[str, Any]:
+        """Build the child of ``config`` (a ``ChildConfig.to_dict()``) on ``bundle``; returns where it runs."""
+        import socket
+
+        import ray
+
+        self._child = None  # free a previous child first
+        self._child = ChildTraining(ChildConfig.from_dict(config), bundle=bundle)
+        return {"node": socket.gethostname(), "node_id": ray.get_runtime_context().get_node_id(), "pid": os.getpid()}
+
+    def _started(self) -> ChildTraining:
+        if self._child is None:
+            raise RuntimeError("called before start")
+        return self._child
 
     def time_steps(self, steps: int, warmup: int = 0) -> dict[str, Any]:
-        """:func:`time_steps` on the child built by ``start``."""
-        if self._child is None:
-            raise RuntimeError("time_steps called before start")
-        return time_steps(self._child, steps, warmup)
+        """:func:`time_steps` on the child built by :meth:`start`."""
+        return time_steps(self._started(), steps, warmup)
+
+    def run_epoch(self) -> dict[str, Any]:
+        """One whole ``run_epoch`` of the child (its metrics, with ``train_s``)."""
+        return self._started().run_epoch()
 
 
 def _load_regularizers_bench() -> Any:
@@ -161,8 +186,8 @@ def bench_child(config: ChildConfig, *, steps: int, warmup: int, rounds: int, ep
     bare = ChildTraining(config, bundle=bundle)
     cuda = bare.device.type == "cuda"
     actor = (
-        ray.remote(TimedChildWorker)
-        .options(num_cpus=threads, num_gpus=1 if cuda else 0, max_restarts=0)  # as make_worker
+        ray.remote(TimedChildActor)
+        .options(num_cpus=threads, num_gpus=1 if cuda else 0, max_restarts=0)  # a trial's resources
         .remote(threads)
     )
     where = ray.get(actor.start.remote(config.to_dict(), ray.put(bundle)))

@@ -1,8 +1,8 @@
 """Train many fixed children (baselines, re-trainings) on a small pool of Ray actors, one epoch per call.
 
-The actors are the search's own :class:`~dropsearch.workers.pool.ChildWorker`: each is handed the dataset bundle
-from the object store, builds a :class:`~dropsearch.workers.train.ChildTraining` and runs its epochs. The pool is
-killed afterwards so that a search can take the CPUs.
+Each actor (:class:`ChildActor`, one CPU and ``gpus_per_job`` GPUs, as a search's trial) is handed the dataset
+bundle from the object store, builds a :class:`~dropsearch.workers.train.ChildTraining` and runs its epochs, one
+call per epoch. The pool is killed afterwards so that a search can take the CPUs.
 """
 
 from __future__ import annotations
@@ -13,9 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dropsearch.workers.child import ChildConfig
-from dropsearch.workers.pool import make_worker
 
-__all__ = ["Job", "JobResult", "run_jobs"]
+__all__ = ["ChildActor", "Job", "JobResult", "run_jobs"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +36,37 @@ class JobResult:
     epochs: int
     wall_s: float
     history: list[dict[str, Any]] = field(default_factory=list)
+
+
+class ChildActor:
+    """A Ray actor that trains one child at a time (:class:`~dropsearch.workers.train.ChildTraining`)."""
+
+    def __init__(self, torch_threads: int = 1) -> None:
+        import torch
+
+        torch.set_num_threads(torch_threads)
+        self._child: Any = None
+
+    def start(self, config: dict[str, Any], bundle: Any) -> None:
+        """Build the child of ``config`` (a ``ChildConfig.to_dict()``) on ``bundle`` (pre-training included)."""
+        from dropsearch.workers.train import ChildTraining
+
+        self._child = None  # free the previous child before building the next
+        self._child = ChildTraining(ChildConfig.from_dict(config), bundle=bundle)
+
+    def run_epoch(self) -> dict[str, Any]:
+        """Train the current child one epoch; its metrics."""
+        return self._child.run_epoch()
+
+    def release(self) -> None:
+        """Drop the current child."""
+        self._child = None
+
+
+def _start_actor(gpus: float) -> Any:
+    import ray
+
+    return ray.remote(ChildActor).options(num_cpus=1, num_gpus=gpus, max_restarts=0).remote(1)
 
 
 @dataclass
@@ -65,7 +95,7 @@ def run_jobs(
 
     results: dict[int, JobResult] = {}
     queue = list(enumerate(jobs))
-    slots = [_Slot(make_worker(num_cpus=1, num_gpus=gpus_per_job)) for _ in range(min(concurrency, len(jobs)))]
+    slots = [_Slot(_start_actor(gpus_per_job)) for _ in range(min(concurrency, len(jobs)))]
     index_of: dict[int, int] = {}
     try:
         while queue or any(s.job for s in slots):

@@ -1,4 +1,4 @@
-"""Random search and REINFORCE over the full space, through the service's own ``run_search`` (Ray actor pool)."""
+"""Random search and REINFORCE over the full space, through the service's engine (one Ray Tune experiment each)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from typing import Any
 
 from benchmarks.quality.config import SEARCH_VARIANTS, StudySize
 from benchmarks.quality.data import STUDY_DATASETS
+from dropsearch.runner.engine import run_search
+from dropsearch.runner.events import SearchCallbacks, TrialFinished, TrialStarted
 from dropsearch.search.builtin import DEFAULT_RATES
 from dropsearch.search.spec import DatasetRef, SearchSpec
-from dropsearch.runner.events import SearchCallbacks, TrialFinished, TrialStarted
-from dropsearch.workers.search_loop import run_search
 
 __all__ = ["CONTROLLERS", "search_spec", "run_one_search"]
 
@@ -39,6 +39,7 @@ def search_spec(size: StudySize, dataset: str, controller: str, seed: int) -> Se
             "resources": {"cpus_per_trial": 1, "gpus_per_trial": size.gpus_per_trial},
             "objective": {"metric": "val_accuracy", "mode": "max"},
             "training": {"batch_size": size.batch_size, "lr": 1e-3, "optimizer": "adam", "device": size.device},
+            "validation": {"enabled": False},  # the study re-trains the found patterns itself
             "seed": seed,
         }
     )
