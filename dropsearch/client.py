@@ -1,4 +1,4 @@
-"""A small Python client of the dropsearch HTTP API (httpx), over the routes of DESIGN.md section 5.
+"""A small Python client of the dropsearch HTTP API (httpx), over its ``/v1`` routes.
 
 Example::
 

@@ -23,7 +23,7 @@ __all__ = ["DEMO_SPEC", "TRIALS_ENV", "EPOCHS_ENV", "demo_spec"]
 TRIALS_ENV = "DROPSEARCH_DEMO_TRIALS"
 EPOCHS_ENV = "DROPSEARCH_DEMO_EPOCHS"
 
-#: The demo job spec (DESIGN.md section 4b), without the environment overrides.
+#: The demo job spec (a ``SearchSpec`` document), without the environment overrides.
 DEMO_SPEC: dict[str, Any] = {
     "name": "demo-digits-convnet",
     "model": {"name": "convnet", "params": {"widths": [32, 64]}},

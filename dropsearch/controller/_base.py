@@ -1,4 +1,4 @@
-"""The controller interface shared by REINFORCE and random search (DESIGN.md section 4)."""
+"""The controller interface shared by REINFORCE and random search (docs/SEARCH.md, "Controllers")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``dropsearch.apply(model, pattern)``: install a downloaded pattern into a model (DESIGN.md section 3).
+"""``dropsearch.apply(model, pattern)``: install a downloaded pattern into a model (docs/REGULARIZERS.md).
 
 Sites are module paths. A site whose module is a placeholder (``nn.Identity``) or an existing dropout module is
 replaced by the variant's dropout module; any other module keeps its place and the dropout is applied to its

@@ -1,7 +1,7 @@
 """Bernoulli (standard) dropout: zero each element independently with probability ``p``.
 
 Srivastava et al. 2014 (JMLR 15, "Dropout: a simple way to prevent neural networks from overfitting"); the
-classic baseline of ALGORITHMS.md, equal to ``nn.Dropout(p)`` plus an optional ``torch.Generator``.
+classic baseline every search is compared with, equal to ``nn.Dropout(p)`` plus an optional ``torch.Generator``.
 """
 
 from __future__ import annotations

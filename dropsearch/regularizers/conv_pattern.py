@@ -1,7 +1,8 @@
 """AutoDropout ConvNet patterns (Pham and Le, AAAI 2021, arXiv 2101.01761).
 
 A site's tokens (``size``, ``stride``, ``repeat``, ``rotate``, ``shear_x``, ``shear_y``, ``share_c``, plus the
-``rate`` token of ALGORITHMS.md "Our choice") describe a structured keep mask: ``repeat x repeat`` squares of
+``rate`` token; their value sets are the ``autodropout`` variant's ``site_tokens["conv"]`` in
+:mod:`dropsearch.regularizers.registry`) describe a structured keep mask: ``repeat x repeat`` squares of
 side ``size`` spaced by ``stride`` form a cell; cells tile a periodic canvas and a fraction of them is active so
 that the dropped area is close to ``rate``; the tiling is rotated and sheared, shifted by a random offset per
 example (and per channel unless ``share_c``) and cropped to ``H x W``. See :mod:`._conv_canvas` for the exact

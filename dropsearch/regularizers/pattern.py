@@ -1,4 +1,4 @@
-"""The pattern document: what a search finds and what a user downloads (DESIGN.md section 3).
+"""The pattern document: what a search finds and what a user downloads (docs/REGULARIZERS.md, "The pattern JSON").
 
 A pattern is a versioned, self-contained JSON document::
 

@@ -1,11 +1,12 @@
 """AutoDropout patterns for Transformer sequences (Pham and Le, AAAI 2021, arXiv 2101.01761).
 
-Tokens of a sequence site (ALGORITHMS.md section 1, "Transformer space"): ``size`` consecutive positions are
-dropped, then ``stride`` positions are kept (pitch ``size + stride``); ``share`` drops whole tokens (all
-channels alike) or gives every channel its own offset; ``rate`` picks how many runs are active. The keep pattern
-is periodic with period ``P = 64 * (size + stride)``: run ``k`` of a period is active when the bit reversal of
-``k`` (a 1-D ordered dither) is below ``m = round(64 * min(1, rate / density))``, ``density = size / (size +
-stride)``. For example ``b`` (and channel ``c`` unless ``share``), with a uniform integer offset ``o``::
+Tokens of a sequence site (their value sets are the ``autodropout`` variant's ``site_tokens["sequence"]`` in
+:mod:`dropsearch.regularizers.registry`): ``size`` consecutive positions are dropped, then ``stride`` positions are
+kept (pitch ``size + stride``); ``share`` drops whole tokens (all channels alike) or gives every channel its own
+offset; ``rate`` picks how many runs are active. The keep pattern is periodic with period ``P = 64 * (size +
+stride)``: run ``k`` of a period is active when the bit reversal of ``k`` (a 1-D ordered dither) is below ``m =
+round(64 * min(1, rate / density))``, ``density = size / (size + stride)``. For example ``b`` (and channel ``c``
+unless ``share``), with a uniform integer offset ``o``::
 
     mask[b, t, c] = canvas[(t + o) mod P]
 

@@ -3,7 +3,7 @@
 Georgiou, Paraskevopoulos, Potamianos 2024, arXiv 2409.09088. Units (features of a (B, F) input, channels of a
 (B, C, H, W) input) that carry more of the target logit (higher conductance,
 :func:`~dropsearch.regularizers.conductance.layer_conductance`) are dropped more often, so the network cannot lean
-on a few units. Our choices (ALGORITHMS.md section 3):
+on a few units. Our choices (the paper leaves them open):
 
 - ``keep = clamp(sigmoid(logit(1 - p) - scale * zscore(score) + shift), floor, 1)`` with ``score`` the batch mean
   of the conductance; ``shift`` is solved by bisection so that ``mean(keep) == 1 - p`` exactly, so the realized

@@ -1,4 +1,4 @@
-"""Tokens <-> pattern for the built-in spaces (DESIGN.md section 3).
+"""Tokens <-> pattern document for the built-in spaces (the pattern format: docs/REGULARIZERS.md).
 
 ``tokens_to_pattern`` reads the ``variant`` decision, then only the decisions that variant uses (see
 :func:`relevant_decisions`); the others are ignored. ``pattern_to_tokens`` is its inverse and maps the ignored

@@ -1,4 +1,4 @@
-"""Search spaces: an ordered list of decisions, each with a finite list of choices (DESIGN.md section 4).
+"""Search spaces: an ordered list of decisions, each with a finite list of choices (docs/SEARCH.md).
 
 A proposal is a tuple of *tokens*, one per decision: token ``i`` is an index into ``decisions[i].choices``.
 Generic spaces (any decisions) drive the controllers; the built-in spaces of :mod:`dropsearch.search.builtin`

@@ -1,4 +1,4 @@
-"""The job spec: the body of ``POST /v1/searches`` (DESIGN.md section 4b), as pydantic v2 models.
+"""The job spec: the body of ``POST /v1/searches`` (docs/SEARCH.md, "The job spec"), as pydantic v2 models.
 
 Only ``model`` and ``dataset`` are required; unknown fields are refused everywhere (``extra="forbid"``). Every
 validation error names its field: pydantic puts it in ``loc`` and the custom validators repeat it in the message.
@@ -307,7 +307,7 @@ class ValidationSpec(BaseModel):
 
 
 class SearchSpec(BaseModel):
-    """A whole search job (DESIGN.md section 4b); ``name`` defaults to ``"<dataset>-<model>"``."""
+    """A whole search job (docs/SEARCH.md, "The job spec"); ``name`` defaults to ``"<dataset>-<model>"``."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [SEARCH_SPEC_EXAMPLE]})
     name: str | None = Field(None, min_length=1, max_length=200)

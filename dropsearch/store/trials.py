@@ -77,7 +77,7 @@ def trial_started(
         search_id: the search.
         index: the trial's number in the search, ``0 <= index < trials_total``.
         tokens: the controller's sampled tokens.
-        pattern: the decoded pattern document (DESIGN.md section 3). Default: ``None``
+        pattern: the decoded pattern document (docs/REGULARIZERS.md). Default: ``None``
         node: where it runs (Ray node / host). Default: ``None``
         lease: the writing runner's lease, checked first (:mod:`dropsearch.store.fencing`). Default: unchecked
 

@@ -14,7 +14,7 @@ RUNNER = "runner-test"
 
 
 def pattern(variant: str = "autodropout", rate: float = 0.2) -> dict[str, Any]:
-    """A pattern document (DESIGN.md section 3) for one conv site and one sequence-free site list."""
+    """A pattern document (docs/REGULARIZERS.md) for one conv site and one sequence-free site list."""
     shape = {
         "size": 3,
         "stride": 2,

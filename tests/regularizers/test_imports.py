@@ -1,4 +1,4 @@
-"""``import dropsearch.regularizers`` stays light: torch only, no service dependencies (DESIGN.md section 2)."""
+"""``import dropsearch.regularizers`` stays light: torch only, no service dependencies (docs/ARCHITECTURE.md)."""
 
 import json
 import subprocess
