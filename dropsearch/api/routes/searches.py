@@ -198,7 +198,7 @@ def follow_search(
     summary="Download the best pattern",
 )
 def download_best(search_id: str, key: CurrentKey, session: ReadSessionDep) -> JSONResponse:
-    """The best trial's pattern (DESIGN.md section 3) with its provenance, as a JSON attachment."""
+    """The best trial's pattern document (docs/REGULARIZERS.md) with its provenance, as a JSON attachment."""
     record = search_or_404(session, key.owner, search_id)
     trial = best_trial(session=session, search_id=search_id)
     if trial is None:
