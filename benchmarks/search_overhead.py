@@ -1,23 +1,36 @@
-"""Search overhead: dropsearch's actor-pool engine against Ray Tune's defaults on the same children.
+"""Search overhead: the engine (one Ray Tune experiment per search) against bare children on the same machine.
 
-16 identical children of about 5 s of real training each (an MLP on the synthetic dataset, one thread), 2 at a
-time. The ideal wall time is the total child work divided by the workers, with the child work measured before Ray
-starts and again after it stopped (their mean; the machine's speed drifts by a few percent over minutes), in plain
+16 identical children of real training each (an MLP on the synthetic dataset, one thread), 2 at a time, through
+:func:`dropsearch.runner.engine.run_search` (random controller, no early stopping, no validation stage). The
+ideal wall time is the total child work divided by the workers, with the child work measured before Ray starts
+and again after it stopped (their mean; the machine's speed drifts by a few percent over minutes), in plain
 processes: ``concurrent`` children trained at once in as many processes (they share the cores, caches and memory
-bandwidth as the search's workers do), so everything Ray and the engine add, including their background
-processes' CPU use, counts as overhead. The time of one child trained alone is reported too, with the
-overhead against that stricter ideal. Ray is started once, before either engine is timed, as in the service (the
-runner keeps Ray up). dropsearch is timed in a cold run (its workers start inside the timed run) and in
-``--repeats`` runs in the steady state of a runner (workers kept warm from the previous search,
-:class:`dropsearch.workers.pool.WarmPool`); the cold figure and the median of the warm ones are reported.
+bandwidth as the search's trials do), so everything Ray, Tune and the engine add, including their background
+processes' CPU use, counts as overhead. The time of one child trained alone is reported too, with the overhead
+against that stricter ideal.
+
+Each row is one child length: ``short`` (children of about ``--child-seconds``, default 5 s: epochs of ~40 ms,
+grouped into about one Tune report a second) and, with ``--long``, ``long`` (about ``--long-child-seconds``,
+default 60 s). Per row the search runs once *cold* (Ray is not running: ``ray.init`` is inside the timed run,
+as for the first search of a freshly started runner; ``ray_start_s`` says how much of it Ray's start took) and
+``--repeats`` times *warm* (Ray already started, as the runner keeps it; each search still starts its own trial
+processes); the figure is the median of the warm runs. Ray is stopped between rows.
 
 Prints JSON::
 
-    {"child_s": 4.9, "child_concurrent_s": 5.0, "trials": 16, "concurrent": 2, "ideal_s": 40.0,
-     "dropsearch": {"wall_s": ..., "overhead_fraction": ..., "overhead_fraction_vs_alone": ...},
-     "tune_defaults": {"wall_s": ..., "overhead_fraction": ...}, "ratio": ...}
+    {"machine": "...", "trials": 16, "concurrent": 2, "targets": {"overhead_fraction_max": 0.05},
+     "rows": {"short": {"child_s": 4.9, "child_concurrent_s": 5.0, "epochs_per_child": 118, "ideal_s": 40.0,
+                        "warm": {"wall_s": ..., "overhead_fraction": ..., "runs_overhead_fraction": [...]},
+                        "cold": {"wall_s": ..., "overhead_fraction": ..., "ray_start_s": ...}, ...},
+              "long": {...}}}
 
-Usage: ``python benchmarks/search_overhead.py [--trials 16] [--concurrent 2] [--child-seconds 5] [--quick]``
+How long it takes (2 cores): the short row about 4 minutes (16 x 5 s / 2 = 40 s per search, 4 searches, plus
+the bare children: calibration and 3 rounds before and after); ``--long`` adds about 45 minutes (16 x 60 s / 2 =
+8 minutes per search, 4 searches, plus about 9 minutes of bare children). ``--quick`` (the CI smoke run) takes
+about a minute: 4 trials of about 1 s, one warm run, and with ``--long`` a "long" row of 2 s children.
+
+Usage: ``OMP_NUM_THREADS=1 python benchmarks/search_overhead.py [--long] [--trials 16] [--concurrent 2]
+[--child-seconds 5] [--long-child-seconds 60] [--repeats 3] [--quick]``
 """
 
 from __future__ import annotations
@@ -34,6 +47,9 @@ import time
 from typing import Any
 
 import torch
+
+#: The target: a warm search's wall time at most this fraction over the ideal.
+OVERHEAD_FRACTION_MAX = 0.05
 
 
 def _child_config(epochs: int) -> Any:
@@ -79,8 +95,8 @@ def _timed_children(epochs: int, rounds: int, barrier: Any, results: Any) -> Non
 def bare_concurrent_seconds(epochs: int, concurrent: int, rounds: int = 3) -> float:
     """Time of one child when ``concurrent`` children train at once in as many plain processes (no Ray).
 
-    This is the ideal a search with ``concurrent`` one-thread workers can reach on this machine: the children
-    share its cores, caches and memory bandwidth as the search's workers do, with nothing else running. The
+    This is the ideal a search with ``concurrent`` one-thread trials can reach on this machine: the children
+    share its cores, caches and memory bandwidth as the search's trials do, with nothing else running. The
     processes import and warm up first, then start each round together (a barrier); the result is the median
     over rounds of the mean child time in the round.
     """
@@ -91,19 +107,18 @@ def bare_concurrent_seconds(epochs: int, concurrent: int, rounds: int = 3) -> fl
     procs = [ctx.Process(target=_timed_children, args=(epochs, rounds, barrier, results)) for _ in range(concurrent)]
     for proc in procs:
         proc.start()
-    times = [results.get(timeout=600) for _ in range(concurrent * rounds)]
+    times = [results.get(timeout=3600) for _ in range(concurrent * rounds)]
     for proc in procs:
         proc.join()
     per_round = [times[i : i + concurrent] for i in range(0, len(times), concurrent)]
     return statistics.median(sum(r) / len(r) for r in per_round)
 
 
-def run_dropsearch(trials: int, concurrent: int, epochs: int) -> float:
-    """Wall time of the search through :func:`dropsearch.workers.run_search` (actor pool)."""
+def search_spec(trials: int, concurrent: int, epochs: int) -> Any:
+    """The benchmark's search: ``trials`` identical children, ``concurrent`` at once, every epoch trained."""
     from dropsearch.search.spec import SearchSpec
-    from dropsearch.workers.search_loop import run_search
 
-    spec = SearchSpec.model_validate(
+    return SearchSpec.model_validate(
         {
             "model": {"name": "mlp", "params": {"hidden": [256, 256]}},
             "dataset": {"name": "synthetic", "params": {"n": 2000}},
@@ -116,99 +131,109 @@ def run_dropsearch(trials: int, concurrent: int, epochs: int) -> float:
                 "early_stopping": "none",
             },
             "training": {"batch_size": 32},
+            "validation": {"enabled": False},
         }
     )
-    start = time.perf_counter()
-    result = run_search(spec)
-    wall = time.perf_counter() - start
-    assert len(result.trials) == trials and all(t.status == "succeeded" for t in result.trials)
-    return wall
 
 
-def _tune_child(config: dict[str, Any]) -> None:
-    from ray import tune
+def run_engine(trials: int, concurrent: int, epochs: int) -> float:
+    """Wall time of one search through :func:`dropsearch.runner.engine.run_search` (Ray must be running)."""
+    from dropsearch.runner.engine import run_search
 
-    from dropsearch.workers.train import ChildTraining
-
-    torch.set_num_threads(1)
-    child = ChildTraining(_child_config(config["epochs"]))
-    for _ in range(config["epochs"]):
-        tune.report(child.run_epoch())
-
-
-def run_tune_defaults(trials: int, concurrent: int, epochs: int) -> float:
-    """Wall time of the same children as Ray Tune trials with Tune's default settings."""
-    from ray import tune
-
-    with tempfile.TemporaryDirectory() as storage:
-        tuner = tune.Tuner(
-            tune.with_resources(_tune_child, {"cpu": 1}),
-            param_space={"epochs": epochs},
-            tune_config=tune.TuneConfig(num_samples=trials, max_concurrent_trials=concurrent),
-            run_config=tune.RunConfig(storage_path=storage, verbose=0),
-        )
+    spec = search_spec(trials, concurrent, epochs)
+    with tempfile.TemporaryDirectory(prefix="dropsearch-overhead-") as storage:
         start = time.perf_counter()
-        with contextlib.redirect_stdout(sys.stderr):  # Tune prints tables; stdout is for the JSON report
-            results = tuner.fit()
+        with contextlib.redirect_stdout(sys.stderr):  # stdout is for the JSON report
+            result = run_search(spec, storage_path=storage)
         wall = time.perf_counter() - start
-    assert len(results) == trials and not results.errors
+    statuses = [t.status for t in result.trials]
+    if len(statuses) != trials or set(statuses) != {"succeeded"}:
+        raise RuntimeError(f"the search did not train {trials} children to the end: {statuses}")
     return wall
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run both engines and print the JSON report."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--trials", type=int, default=16)
-    parser.add_argument("--concurrent", type=int, default=2)
-    parser.add_argument("--child-seconds", type=float, default=5.0)
-    parser.add_argument("--repeats", type=int, default=3, help="warm dropsearch runs; the median is reported")
-    parser.add_argument("--quick", action="store_true", help="4 trials of about 1 s, one warm run (CI smoke test)")
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.trials, args.child_seconds, args.repeats = 4, 1.0, 1
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    epochs, child_s = calibrate(args.child_seconds)
-    child_together_s = bare_concurrent_seconds(epochs, args.concurrent)
+def _overhead(wall: float, ideal: float) -> float:
+    return round(wall / ideal - 1, 4)
+
+
+def measure_row(trials: int, concurrent: int, child_seconds: float, repeats: int, rounds: int) -> dict[str, Any]:
+    """One row: calibrate the child, measure the ideal, run the search cold then ``repeats`` times warm."""
     import ray
 
     from dropsearch.workers.setup import ensure_ray
 
-    ensure_ray(num_cpus=args.concurrent)  # the embedded Ray of `dropsearch runner` (no dashboard)
-    ideal_alone = args.trials * child_s / args.concurrent
-    cold = run_dropsearch(args.trials, args.concurrent, epochs)  # workers start inside the timed run
-    warm = [run_dropsearch(args.trials, args.concurrent, epochs) for _ in range(max(1, args.repeats))]
-    ours = statistics.median(warm)  # the runner's steady state: warm workers
-    from dropsearch.workers.pool import warm_pool
-
-    warm_pool().clear()  # idle warm workers hold the CPUs Tune's trials need
-    tune_wall = run_tune_defaults(args.trials, args.concurrent, epochs)
+    if ray.is_initialized():
+        ray.shutdown()
+    epochs, child_s = calibrate(child_seconds, rounds)
+    child_before_s = bare_concurrent_seconds(epochs, concurrent, rounds)
+    start = time.perf_counter()
+    ensure_ray(num_cpus=concurrent)  # the embedded Ray of `dropsearch runner` (no dashboard)
+    ray_start_s = time.perf_counter() - start
+    cold = ray_start_s + run_engine(trials, concurrent, epochs)
+    warm = [run_engine(trials, concurrent, epochs) for _ in range(max(1, repeats))]
     ray.shutdown()
     # the machine's speed drifts by a few percent over minutes: measure the bare children again after the runs
     # and take the ideal from both measurements
-    child_before_s, child_after_s = child_together_s, bare_concurrent_seconds(epochs, args.concurrent)
+    child_after_s = bare_concurrent_seconds(epochs, concurrent, rounds)
     child_together_s = (child_before_s + child_after_s) / 2
-    ideal = args.trials * child_together_s / args.concurrent
-    ours_over, tune_over = ours / ideal - 1, tune_wall / ideal - 1
-    report = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, ray {ray.__version__}",
+    ideal = trials * child_together_s / concurrent
+    ideal_alone = trials * child_s / concurrent
+    ours = statistics.median(warm)
+    return {
+        "child_seconds_target": child_seconds,
         "child_s": round(child_s, 3),
         "child_concurrent_s": round(child_together_s, 3),
         "child_concurrent_before_after_s": [round(child_before_s, 3), round(child_after_s, 3)],
         "epochs_per_child": epochs,
-        "trials": args.trials,
-        "concurrent": args.concurrent,
         "ideal_s": round(ideal, 2),
         "ideal_alone_s": round(ideal_alone, 2),
-        "dropsearch": {
+        "warm": {
             "wall_s": round(ours, 2),
-            "overhead_fraction": round(ours_over, 4),
-            "overhead_fraction_vs_alone": round(ours / ideal_alone - 1, 4),
-            "runs_overhead_fraction": [round(w / ideal - 1, 4) for w in warm],
+            "overhead_fraction": _overhead(ours, ideal),
+            "overhead_fraction_vs_alone": _overhead(ours, ideal_alone),
+            "runs_wall_s": [round(w, 2) for w in warm],
+            "runs_overhead_fraction": [_overhead(w, ideal) for w in warm],
         },
-        "dropsearch_cold_start": {"wall_s": round(cold, 2), "overhead_fraction": round(cold / ideal - 1, 4)},
-        "tune_defaults": {"wall_s": round(tune_wall, 2), "overhead_fraction": round(tune_over, 4)},
-        "ratio_tune_to_dropsearch": round(tune_over / ours_over, 2) if ours_over > 0 else None,
-        "targets": {"overhead_fraction_max": 0.05, "ratio_min": 3.0},
+        "cold": {
+            "wall_s": round(cold, 2),
+            "overhead_fraction": _overhead(cold, ideal),
+            "ray_start_s": round(ray_start_s, 2),
+        },
+        "pass": ours / ideal - 1 <= OVERHEAD_FRACTION_MAX,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure the rows and print the JSON report."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--trials", type=int, default=16)
+    parser.add_argument("--concurrent", type=int, default=2)
+    parser.add_argument("--child-seconds", type=float, default=5.0, help="the short row's child length")
+    parser.add_argument("--long", action="store_true", help="add the row of long children (about 45 minutes)")
+    parser.add_argument("--long-child-seconds", type=float, default=60.0, help="the long row's child length")
+    parser.add_argument("--repeats", type=int, default=3, help="warm runs per row; the median is reported")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of bare children before and after")
+    parser.add_argument("--quick", action="store_true", help="4 trials of about 1 s (long: 2 s), one warm run")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.trials, args.child_seconds, args.long_child_seconds, args.repeats, args.rounds = 4, 1.0, 2.0, 1, 1
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    import ray
+
+    started = time.perf_counter()
+    lengths = {"short": args.child_seconds, **({"long": args.long_child_seconds} if args.long else {})}
+    rows = {
+        name: measure_row(args.trials, args.concurrent, seconds, args.repeats, args.rounds)
+        for name, seconds in lengths.items()
+    }
+    report = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, ray {ray.__version__}",
+        "trials": args.trials,
+        "concurrent": args.concurrent,
+        "repeats": args.repeats,
+        "targets": {"overhead_fraction_max": OVERHEAD_FRACTION_MAX},
+        "rows": rows,
+        "wall_s": round(time.perf_counter() - started, 1),
     }
     print(json.dumps(report, indent=2))
     return 0
