@@ -112,8 +112,8 @@ class KeepTable:
         self.kept: torch.Tensor | None = None
         if full * full * H * W <= BANK_BYTES:
             every = torch.arange(full, device=device)
-            shifts = (every[:, None] * (2 * full) + every[None, :]).reshape(-1)  # (P * P,)
-            self.bank = self.canvas[self.index[None, :] + shifts[:, None]]  # (P * P, H * W)
+            rows = [self.canvas[(self.index + o_y * 2 * full)[None, :] + every[:, None]] for o_y in range(full)]
+            self.bank = torch.cat(rows)  # (P * P, H * W): row o_y * P + o_x, built one o_y at a time
             self.kept = self.bank.sum(1, dtype=torch.float32)
 
     def gather(self, offsets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -38,8 +38,8 @@ def test_quick_cpu_run_prints_step_ratio_epoch_ratio_memory_and_regularizer_rati
     assert result["bare"]["device"] == "cpu"
     assert result["gpu_memory"] == {"device_total_mb": None, "bare_peak_mb": None, "ray_peak_mb": None}
     regs = result["regularizers"]
-    assert regs["device"] == "cpu" and set(regs["models"]) == {"convnet"}
-    numbers = regs["models"]["convnet"]
+    assert regs["device"] == "cpu" and set(regs["cells"]) == {"convnet@8"}
+    numbers = regs["cells"]["convnet@8"]["results"]
     assert {"plain", "bernoulli", "autodropout_share_c", "ydrop", "largedrop"} <= set(numbers)
     assert numbers["plain"]["ratio"] == 1.0 and all(v["peak_mem_mb"] > 0 for v in numbers.values())
     assert 0 < result["wall_s"] < 300

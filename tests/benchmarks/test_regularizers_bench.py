@@ -1,4 +1,4 @@
-"""CI smoke run of ``benchmarks/regularizers.py --quick``: it runs and prints the documented JSON."""
+"""CI smoke run of ``benchmarks/regularizers.py --quick``: it runs, prints the documented JSON and its table."""
 
 import json
 import subprocess
@@ -9,23 +9,45 @@ SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "regularizers.py"
 VARIANTS = ["bernoulli", "autodropout_share_c", "gsnr", "ydrop", "gradaug", "largedrop"]
 
 
-def test_quick_benchmark_prints_ratios_and_memory_for_every_variant():
-    args = ["--quick", "--models", "convnet,resnet18", "--variants", ",".join(VARIANTS), "--steps", "2"]
-    proc = subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=240)
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=240)
+
+
+def test_quick_benchmark_prints_ratio_spread_and_memory_for_every_variant(tmp_path):
+    out = tmp_path / "bench.json"
+    args = ["--quick", "--models", "convnet,resnet18", "--variants", ",".join(VARIANTS), "--json", str(out)]
+    proc = _run(*args)
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(proc.stdout)
-    assert {"device", "torch", "machine", "models", "targets", "pass"} <= set(result)
-    assert result["device"] == "cpu"
+    assert result == json.loads(out.read_text())
+    assert {"device", "torch", "machine", "cells", "targets", "pass", "all_pass", "wall_s"} <= set(result)
+    assert result["device"] == "cpu" and result["wall_s"] > 0
     assert set(result["targets"]) == {"autodropout", "largedrop", "ydrop", "gsnr", "gradaug"}
-    for model in ("convnet", "resnet18"):
-        numbers = result["models"][model]
-        assert set(VARIANTS) | {"plain", "plain_head", "none"} <= set(numbers)
-        for entry in numbers.values():
-            assert {"median_ms", "ratio", "peak_mem_mb"} <= set(entry)
+    assert set(result["cells"]) == {"convnet@8", "resnet18@8"}
+    for key, cell in result["cells"].items():
+        assert 2 <= cell["rounds"] <= 3 and cell["wall_s"] > 0 and cell["batch"] == 8
+        numbers = cell["results"]
+        assert set(numbers) == set(VARIANTS) | {"plain", "plain_head"}
+        assert numbers["plain"]["ratio"] == 1.0 and numbers["largedrop"]["reference"] == "plain_head"
+        for name, entry in numbers.items():
             assert entry["median_ms"] > 0 and entry["ratio"] > 0 and entry["peak_mem_mb"] > 0
-        assert numbers["plain"]["ratio"] == 1.0
-        assert numbers["ydrop"]["median_ms"] > numbers["ydrop"]["step_ms"]  # the amortized refresh is included
-        assert set(result["pass"][model]) == set(VARIANTS) - {"bernoulli"}
-        assert all(isinstance(v, bool) for v in result["pass"][model].values())
+            if entry["reference"] != name:  # a variant: its median pair ratio lies within its spread
+                assert entry["pairs"] == cell["rounds"]
+                lo, hi = entry["range"]
+                q1, q3 = entry["iqr"]
+                assert lo <= q1 <= entry["ratio"] <= q3 <= hi
+        ydrop = numbers["ydrop"]
+        assert ydrop["median_ms"] > ydrop["step_ms"]  # the amortized refresh is included
+        assert ydrop["median_ms"] == round(ydrop["step_ms"] + ydrop["refresh_ms"] / 10, 3)
+        assert set(result["pass"][key]) == set(VARIANTS) - {"bernoulli"}
+        assert all(result["pass"][key][v] == (numbers[v]["ratio"] <= numbers[v]["target"]) for v in result["pass"][key])
         # the biggest activation footprint: Y-Drop's refresh runs (steps + 1) x the batch through the model
         assert numbers["ydrop"]["peak_mem_mb"] > numbers["plain"]["peak_mem_mb"]
+    table = _run("--markdown", "--from-json", str(out))
+    assert table.returncode == 0, table.stderr[-2000:]
+    assert "| convnet b8 | resnet18 b8 |" in table.stdout and "| gsnr | plain | <= 2.00 |" in table.stdout
+
+
+def test_bad_cell_is_a_cli_error_naming_it():
+    proc = _run("--cells", "convnet:0")
+    assert proc.returncode == 2 and "--cells" in proc.stderr and "convnet:0" in proc.stderr
