@@ -131,11 +131,11 @@ class ControllerSearcher(Searcher):
         """The next proposal's config; ``None`` while the batch is still running; ``FINISHED`` after max_trials."""
         while not self._queue:
             if self._open:
-                if not self._maybe_close_batch():
-                    return None
-                continue
+                self._maybe_close_batch()  # a batch of trials stored before a restart closes here
             if self.max_trials is not None and self.n_suggested >= self.max_trials:
-                return Searcher.FINISHED
+                return Searcher.FINISHED  # all handed out; the last batch may still be running
+            if self._open:
+                return None
             self._sample_batch()
         proposal = self._queue.pop(0)
         self._open[trial_id] = proposal

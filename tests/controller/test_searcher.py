@@ -113,3 +113,39 @@ def test_conflicting_metric_and_bad_arguments():
     other = build_space((Site("fc", "linear", 8),), variants=["bernoulli"])
     with pytest.raises(ValueError, match="space does not match"):
         ControllerSearcher(RandomController(SPACE), other)
+
+
+def test_trials_completed_before_a_restart_are_fed_to_the_update_not_handed_out_again():
+    def run(searcher, rewards):
+        """Drive one batch: hand out what it hands out, complete each with its reward; returns handed indices."""
+        handed = []
+        while True:
+            trial_id = f"t{len(handed)}"
+            config = searcher.suggest(trial_id)
+            if config is None or config == Searcher.FINISHED:
+                return handed, config
+            handed.append(config["proposal_index"])
+            searcher.on_trial_complete(trial_id, {"loss": rewards[config["proposal_index"]]})
+
+    losses = {0: 0.9, 1: 0.4, 2: 0.7, 3: 0.3, 4: 0.8, 5: 0.6}
+    straight = ControllerSearcher(
+        ReinforceController(SPACE, seed=3), metric="loss", mode="min", batch_size=3, max_trials=6
+    )
+    handed, _ = run(straight, losses)
+    assert handed == [0, 1, 2, 3, 4, 5]
+    # a restart after trials 0 and 2 of the first batch ended: only trial 1 and the second batch run again
+    updates = []
+    resumed = ControllerSearcher(
+        ReinforceController(SPACE, seed=3),
+        metric="loss",
+        mode="min",
+        batch_size=3,
+        max_trials=6,
+        completed={0: 0.9, 2: 0.7},
+        on_update=lambda stats, controller: updates.append(controller.n_sampled),
+    )
+    handed, end = run(resumed, losses)
+    assert handed == [1, 3, 4, 5] and end == Searcher.FINISHED
+    assert updates == [3, 6]
+    assert resumed.controller.history == straight.controller.history  # same proposals, same signed rewards
+    assert [r for _, r, _ in resumed.controller.history][:3] == [-0.9, -0.4, -0.7]  # signed inside only
