@@ -323,6 +323,9 @@ class SearchExecution:
                 callbacks=callbacks,
                 resume=resume,
                 allowed_roots=tuple(str(p) for p in self.settings.dataset_roots),
+                storage_path=str(self.settings.tune_storage.resolve()),
+                name=self.search.id,
+                loggers=tuple(self.settings.tune_loggers),
             )
             status = result.status
         except (LeaseLostError, StoreUnavailableError) as exc:  # given back (or taken over): not a failure

@@ -155,12 +155,6 @@ class Runner:
                 with session_scope(self.engine) as session:
                     search = store.claim_next_queued_search(session=session, runner_id=self.runner_id, lease_s=lease_s)
             if search is None:
-                if not self._executions and self._ray_ready and self.ray_address:
-                    from dropsearch.workers.pool import warm_pool
-
-                    # nothing left to run on a shared cluster: give idle workers' CPUs/GPUs back to it (an embedded
-                    # Ray is this runner's own, so its warm workers stay for the next search)
-                    warm_pool().clear()
                 break
             self._run(search)
             started += 1
