@@ -67,7 +67,7 @@ class ControllerUpdated:
 
 @dataclass
 class SearchCallbacks:
-    """Optional hooks a caller passes to :func:`dropsearch.workers.run_search`.
+    """Optional hooks a caller passes to :func:`dropsearch.runner.engine.run_search`.
 
     ``should_cancel`` is polled between events; returning ``True`` stops running trials and ends the search with
     status ``cancelled``.

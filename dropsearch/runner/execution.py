@@ -1,6 +1,6 @@
 """One search, run by one runner: store every event as it happens, hold the lease, resume after a crash.
 
-:class:`SearchExecution` wires :func:`dropsearch.workers.run_search` to the store:
+:class:`SearchExecution` wires :func:`dropsearch.runner.engine.run_search` to the store:
 
 - trial started / epoch reported / trial finished -> ``trials`` rows and ``events`` rows, each in its own short
   transaction (SQLite holds one writer at a time: never nest them);

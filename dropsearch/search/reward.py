@@ -1,4 +1,4 @@
-"""The controller's reward of a trial: one rule for both engines (the actor pool and Ray Tune's searcher)."""
+"""A trial's objective: the raw value stored and shown (:func:`objective_value`), the signed reward controllers see."""
 
 from __future__ import annotations
 
