@@ -24,7 +24,7 @@ ALLOWED: dict[str, set[str]] = {
     "search": {"regularizers", "_entry_points"},
     "controller": {"search", "regularizers"},
     "workers": {"regularizers", "search", "_entry_points"},
-    "store": {"config"},
+    "store": {"config", "search"},  # the spec (pydantic) when a stored search is changed
 }
 
 
