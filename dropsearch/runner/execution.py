@@ -290,6 +290,10 @@ class SearchExecution:
         if saved is not None:
             resume.controller_state = decode_state(saved.blob)
             resume.trials_seen = saved.trials_seen
+            if saved.trials_seen == 0 and isinstance(resume.controller_state, dict):
+                # A warm start (dropsearch.store.continuation.copy_controller_state): another search's policy,
+                # update count and history, but this search numbers its own trials from 0.
+                resume.controller_state["n_sampled"] = 0
         for trial in completed:
             if trial.index >= resume.trials_seen:
                 resume.completed[trial.index] = CompletedTrial(
