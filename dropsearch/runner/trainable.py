@@ -12,32 +12,78 @@ trial (Ray Train's Tune integration); its rank 0 reports each epoch, which the t
 A watchdog ends a trial whose epoch takes far longer than the trial's own earlier epochs (or, before any, than
 :data:`FIRST_EPOCH_FLOOR_S`), or that outlives ``budget.trial_timeout_s``: it writes why to the trial's directory
 and ends the trial's process, so that Tune retries the trial on a fresh worker or fails it (``max_failures``).
+Its limits can be changed through the environment of the process that starts the search
+(:data:`WATCHDOG_ENV`, read by :func:`watchdog_limits`).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
     "BundleBox",
     "FIRST_EPOCH_FLOOR_S",
     "HANG_FACTOR",
+    "HANG_FLOOR_S",
     "HUNG_FILE",
     "TrialSettings",
+    "WATCHDOG_ENV",
     "train_trial",
+    "watchdog_limits",
 ]
 
 #: An epoch may take this many times the trial's slowest epoch so far before the trial counts as hung.
 HANG_FACTOR = 10.0
+#: Seconds any later epoch may take whatever the earlier ones took.
+HANG_FLOOR_S = 60.0
 #: Seconds the first epoch (which includes building the child and any pre-training) may take.
 FIRST_EPOCH_FLOOR_S = 600.0
 #: Where the watchdog writes why it ended a trial (in the trial's directory).
 HUNG_FILE = "dropsearch_hung.txt"
+#: ``TrialSettings`` field -> the environment variable that overrides it (a positive number).
+WATCHDOG_ENV = {
+    "hang_factor": "DROPSEARCH_HANG_FACTOR",
+    "hang_floor_s": "DROPSEARCH_HANG_FLOOR_S",
+    "first_epoch_floor_s": "DROPSEARCH_FIRST_EPOCH_FLOOR_S",
+}
+
+
+def watchdog_limits(environ: Mapping[str, str] | None = None) -> dict[str, float]:
+    """The watchdog's limits, each overridden by its variable of :data:`WATCHDOG_ENV` when set.
+
+    Defaults: :data:`HANG_FACTOR`, :data:`HANG_FLOOR_S` and :data:`FIRST_EPOCH_FLOOR_S`.
+
+    Args:
+        environ: where to read the variables. Default: ``os.environ``.
+
+    Returns:
+        ``TrialSettings`` keyword arguments: ``hang_factor``, ``hang_floor_s``, ``first_epoch_floor_s``.
+
+    Raises:
+        ValueError: naming the variable, when it is set to anything but a positive finite number.
+    """
+    environ = os.environ if environ is None else environ
+    limits = {"hang_factor": HANG_FACTOR, "hang_floor_s": HANG_FLOOR_S, "first_epoch_floor_s": FIRST_EPOCH_FLOOR_S}
+    for key, variable in WATCHDOG_ENV.items():
+        raw = environ.get(variable, "").strip()
+        if not raw:
+            continue
+        try:
+            value = float(raw)
+        except ValueError:
+            value = float("nan")
+        if not math.isfinite(value) or value <= 0:
+            unit = "times" if key == "hang_factor" else "seconds"
+            raise ValueError(f"{variable} must be a positive number of {unit}, got {raw!r}")
+        limits[key] = value
+    return limits
 
 
 class BundleBox:
@@ -74,6 +120,12 @@ class TrialSettings:
         use_gpu: one GPU per Ray Train worker.
         cpus_per_worker: CPUs of one Ray Train worker.
         trial_timeout_s: wall-time limit of one trial attempt (``None``: none besides the hang watchdog).
+        hang_factor: a later epoch may take this many times the slowest epoch so far...
+        hang_floor_s: ...and at least this many seconds.
+        first_epoch_floor_s: seconds the first epoch may take.
+
+    The watchdog's limits default to :func:`watchdog_limits` of the environment where the settings are made (the
+    process that starts the search), so ``DROPSEARCH_HANG_FLOOR_S=5`` there shortens them for every trial.
     """
 
     child: dict[str, Any]
@@ -83,13 +135,16 @@ class TrialSettings:
     use_gpu: bool = False
     cpus_per_worker: float = 1.0
     trial_timeout_s: float | None = None
+    hang_factor: float = field(default_factory=lambda: watchdog_limits()["hang_factor"])
+    hang_floor_s: float = field(default_factory=lambda: watchdog_limits()["hang_floor_s"])
+    first_epoch_floor_s: float = field(default_factory=lambda: watchdog_limits()["first_epoch_floor_s"])
 
 
 class _Watchdog:
     """Ends this process when the trial stops making progress (see the module docstring)."""
 
-    def __init__(self, trial_dir: str | None, timeout_s: float | None) -> None:
-        self.trial_dir, self.timeout_s = trial_dir, timeout_s
+    def __init__(self, trial_dir: str | None, settings: TrialSettings) -> None:
+        self.trial_dir, self.timeout_s, self.settings = trial_dir, settings.trial_timeout_s, settings
         self.started = self.last = time.monotonic()
         self.slowest: float | None = None
         self.done = threading.Event()
@@ -105,8 +160,9 @@ class _Watchdog:
         self.done.set()
 
     def _deadline(self) -> tuple[float, str]:
-        limit = FIRST_EPOCH_FLOOR_S if self.slowest is None else max(60.0, HANG_FACTOR * self.slowest)
-        hung_at, why = self.last + limit, f"no epoch finished in {limit:.0f} s"
+        s = self.settings
+        limit = s.first_epoch_floor_s if self.slowest is None else max(s.hang_floor_s, s.hang_factor * self.slowest)
+        hung_at, why = self.last + limit, f"no epoch finished in {round(limit, 1):g} s"
         if self.timeout_s is not None and self.started + self.timeout_s < hung_at:
             hung_at, why = self.started + self.timeout_s, f"budget.trial_timeout_s ({self.timeout_s:g} s) exceeded"
         return hung_at, why
@@ -190,7 +246,7 @@ def train_trial(config: dict[str, Any], *, bundle: BundleBox, settings: TrialSet
     if config.get("seed") is not None:
         overrides["seed"] = int(config["seed"])
     child_config = ChildConfig.from_dict({**settings.child, **overrides})
-    watchdog = _Watchdog(trial_dir, settings.trial_timeout_s)
+    watchdog = _Watchdog(trial_dir, settings)
     try:
         if settings.workers_per_trial > 1:
             _relay_ddp(child_config, settings, watchdog)

@@ -1,0 +1,167 @@
+"""Faults of the search engine (one Ray Tune experiment per search) with the real runner on SQLite and a real local
+Ray: each test is named after the defect it guards against.
+
+The hanging and slow children come from a model plugin (:mod:`tests.reliability.engine_plugin`) installed as an
+entry point on ``sys.path`` and ``PYTHONPATH`` before Ray starts, so Ray's worker processes import it the way they
+import any installed package.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from datetime import timezone
+from pathlib import Path
+
+import pytest
+
+from dropsearch.config import Settings
+from dropsearch.runner import Runner
+from tests.reliability._common import Snapshot, snapshot, submit, wait_for
+from tests.reliability.engine_plugin import NAME, write_plugin
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path, sqlite_template: Path) -> str:
+    shutil.copyfile(sqlite_template, tmp_path / "ds.db")
+    return f"sqlite:///{tmp_path / 'ds.db'}"
+
+
+@pytest.fixture
+def faulty_model(tmp_path: Path):
+    """The plugin on sys.path and PYTHONPATH (Ray started afterwards sees it); removed again afterwards."""
+    import ray
+
+    from dropsearch.workers.models import registry
+
+    ray.shutdown()  # a Ray started earlier in this process would not see the new PYTHONPATH
+    root = write_plugin(tmp_path / "site-packages")
+    saved_env = os.environ.get("PYTHONPATH")
+    sys.path.insert(0, str(root))
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), saved_env) if p)
+    registry._REGISTRY.refresh()
+    try:
+        yield tmp_path / "marker"
+    finally:
+        ray.shutdown()
+        sys.path.remove(str(root))
+        if saved_env is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = saved_env
+        registry._REGISTRY._entries.pop(NAME, None)
+        registry._REGISTRY.refresh()
+
+
+@pytest.fixture
+def fresh_ray():
+    import ray
+
+    ray.shutdown()
+    yield
+    ray.shutdown()
+
+
+def _settings(url: str, tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path, database_url=url, heartbeat_s=1.0, lease_timeout_s=20.0, ray_num_cpus=2)
+
+
+def _faulty_spec(marker: Path, *, trials: int, epochs: int, concurrent: int, budget=None, **model) -> dict:
+    return {
+        "name": "engine-faults",
+        "model": {"name": NAME, "params": {"hidden": [16], "marker": str(marker), **model}},
+        "dataset": {"name": "synthetic", "params": {"n": 200}},
+        "space": {"variants": ["bernoulli"], "rates": [0.0, 0.2]},
+        "controller": {"name": "random", "batch_size": concurrent},
+        "budget": {
+            "trials": trials,
+            "epochs_per_trial": epochs,
+            "max_concurrent": concurrent,
+            "early_stopping": "none",
+            **(budget or {}),
+        },
+        "validation": {"enabled": False},
+        "seed": 3,
+    }
+
+
+def _run_to_end(url: str, search_id: str, tmp_path: Path, timeout: float) -> Snapshot:
+    runner = Runner(_settings(url, tmp_path), poll_s=0.2)
+    runner.start()
+    try:
+        wait_for(lambda: snapshot(url, search_id).search.status not in ("queued", "running"), timeout, "search ended")
+    finally:
+        runner.stop()
+    return snapshot(url, search_id)
+
+
+def _lines(path: Path) -> list[list[str]]:
+    return [line.split() for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def _assert_none_left_running(snap: Snapshot, trials: int) -> None:
+    assert sorted(t.index for t in snap.trials) == list(range(trials)), [(t.index, t.status) for t in snap.trials]
+    assert not [t.index for t in snap.trials if t.status in ("queued", "running")]
+    assert snap.search.trials_done == trials
+    assert snap.search.lease_owner is None
+
+
+def test_a_hung_trial_stays_running_forever_and_stalls_its_batch_trial_timeout_s(
+    faulty_model: Path, sqlite_url: str, tmp_path: Path
+):
+    """One trial blocks forever in its 2nd epoch on every attempt: budget.trial_timeout_s ends each attempt, the
+    trial fails with the watchdog's note after its retry, and the others of its batch finish."""
+    trials = 3
+    document = _faulty_spec(
+        faulty_model,
+        trials=trials,
+        epochs=3,
+        concurrent=2,
+        hang_epoch=2,
+        budget={"max_failures": 1, "trial_timeout_s": 20},
+    )
+    search_id = submit(sqlite_url, document)
+    snap = _run_to_end(sqlite_url, search_id, tmp_path, timeout=400)
+
+    assert snap.search.status == "succeeded", snap.search.error
+    assert snap.search.error is None
+    _assert_none_left_running(snap, trials)
+    hangs = _lines(faulty_model.with_name("marker.hangs"))
+    assert len(hangs) == 2 and hangs[0][0] == hangs[1][0]  # the same trial hung on both of its attempts
+    (hung,) = [t for t in snap.trials if t.status == "failed"]
+    assert "trial hung" in hung.error and "budget.trial_timeout_s (20 s) exceeded" in hung.error, hung.error
+    assert hung.reward is None
+    for trial in snap.trials:
+        if trial is not hung:
+            assert trial.status == "succeeded" and [m["epoch"] for m in trial.metrics] == [1, 2, 3]
+    finished = [e.data for e in snap.events if e.kind == "trial_finished"]
+    assert sorted(d["index"] for d in finished) == list(range(trials))
+
+
+def test_a_hung_trial_stays_running_forever_and_stalls_its_batch_hang_watchdog(
+    faulty_model: Path, sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """No trial_timeout_s: the hang watchdog (its floor shortened to 5 s through DROPSEARCH_HANG_FLOOR_S) ends the
+    attempt that blocks in its 2nd epoch, and the retry (which does not hang) succeeds."""
+    monkeypatch.setenv("DROPSEARCH_HANG_FLOOR_S", "5")
+    monkeypatch.setenv("DROPSEARCH_HANG_FACTOR", "2")
+    trials = 3
+    document = _faulty_spec(
+        faulty_model, trials=trials, epochs=3, concurrent=2, hang_epoch=2, hang_attempts=1, budget={"max_failures": 1}
+    )
+    search_id = submit(sqlite_url, document)
+    snap = _run_to_end(sqlite_url, search_id, tmp_path, timeout=400)
+
+    assert snap.search.status == "succeeded", snap.search.error
+    _assert_none_left_running(snap, trials)
+    ((_, hung_at),) = _lines(faulty_model.with_name("marker.hangs"))
+    assert all(t.status == "succeeded" and [m["epoch"] for m in t.metrics] == [1, 2, 3] for t in snap.trials)
+    (retried,) = [t for t in snap.trials if t.attempt == 2]
+    starts = [(e.data["index"], e.data["attempt"]) for e in snap.events if e.kind == "trial_started"]
+    assert sorted(starts) == sorted([(i, 1) for i in range(trials)] + [(retried.index, 2)])
+    # the default floor (60 s) would have kept the blocked attempt alive for at least a minute
+    ended = retried.finished_at.replace(tzinfo=retried.finished_at.tzinfo or timezone.utc).timestamp()
+    assert ended - float(hung_at) < 50, ended - float(hung_at)
