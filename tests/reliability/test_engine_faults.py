@@ -11,13 +11,16 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import time
 from datetime import timezone
 from pathlib import Path
 
 import pytest
 
+from dropsearch import store
 from dropsearch.config import Settings
 from dropsearch.runner import Runner
+from dropsearch.store import session_scope
 from tests.reliability._common import Snapshot, snapshot, submit, wait_for
 from tests.reliability.engine_plugin import NAME, write_plugin
 
@@ -165,3 +168,38 @@ def test_a_hung_trial_stays_running_forever_and_stalls_its_batch_hang_watchdog(
     # the default floor (60 s) would have kept the blocked attempt alive for at least a minute
     ended = retried.finished_at.replace(tzinfo=retried.finished_at.tzinfo or timezone.utc).timestamp()
     assert ended - float(hung_at) < 50, ended - float(hung_at)
+
+
+def test_a_search_never_fails_from_an_ordering_cancel_before_a_trial_start_is_stored(
+    faulty_model: Path, sqlite_url: str, tmp_path: Path
+):
+    """The driver cancelled trials whose start was not stored yet (store.trial_finished raised NotFoundError and
+    the search failed): cancel while both running trials are inside their first (slow) epoch, before any report."""
+    trials = 4
+    document = _faulty_spec(faulty_model, trials=trials, epochs=2, concurrent=2, slow_first_s=30.0)
+    search_id = submit(sqlite_url, document)
+    started = faulty_model.with_name("marker.started")
+    runner = Runner(_settings(sqlite_url, tmp_path), poll_s=0.2)
+    runner.start()
+    try:
+        wait_for(lambda: len(_lines(started)) >= 2, 240, "both trials inside their first epoch", poll_s=0.05)
+        before = snapshot(sqlite_url, search_id)
+        assert before.search.status == "running" and before.trials == []  # handed to workers, nothing stored
+        with session_scope(store.get_engine(sqlite_url)) as session:
+            assert store.request_cancel(session=session, owner="alice", search_id=search_id) is not None
+        asked = time.monotonic()
+        wait_for(lambda: snapshot(sqlite_url, search_id).search.status != "running", 120, "search ended")
+        print(f"search ended {time.monotonic() - asked:.1f} s after the cancel")
+    finally:
+        runner.stop()
+    snap = snapshot(sqlite_url, search_id)
+    assert snap.search.status == "cancelled" and snap.search.error is None, snap.search.error
+    assert snap.search.lease_owner is None
+    assert not [t.index for t in snap.trials if t.status in ("queued", "running")], snap.trials
+    assert snap.search.trials_done == sum(t.completed for t in snap.trials)
+    assert len(_lines(started)) == 2  # no trial was started after the cancel
+    (end,) = [e.data for e in snap.events if e.kind == "search_finished"]
+    assert end == {"status": "cancelled", "error": None}
+    stored = {e.data["index"] for e in snap.events if e.kind == "trial_started"}
+    finished = [e.data["index"] for e in snap.events if e.kind == "trial_finished"]
+    assert sorted(finished) == sorted(stored) == sorted(t.index for t in snap.trials)  # each stored trial ended once
