@@ -88,7 +88,7 @@ class ValidationSearcher(Searcher):
         self.round = -1  # index of the current round; -1 before the first
         self._queue: list[tuple[str, int]] = []  # (arm, seed) of the current round not yet handed out
         self._open: dict[str, tuple[str, int]] = {}  # trial id -> (arm, seed), handed out and not complete
-        self._values: dict[str, dict[int, Any]] = {}  # trial id -> training_iteration -> reported metric
+        self._values: dict[str, dict[tuple[int, int], Any]] = {}  # trial id -> (iteration, epoch) -> metric
         self.n_suggested = 0
         for arm, seed, value in completed:
             self.results.record(arm, seed, value)
@@ -145,9 +145,17 @@ class ValidationSearcher(Searcher):
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         """Remember the reported metric per training iteration (the last ``last_k`` make the result)."""
-        if trial_id in self._open and self._metric in result:
-            values = self._values.setdefault(trial_id, {})
-            values[int(result.get("training_iteration", len(values) + 1))] = result[self._metric]
+        if trial_id not in self._open:
+            return
+        values = self._values.setdefault(trial_id, {})
+        iteration = int(result.get("training_iteration", len(values) + 1))
+        epochs = result.get("epochs")  # a report may carry several epochs (dropsearch's trainable groups them)
+        if isinstance(epochs, list):
+            for j, epoch in enumerate(epochs):
+                if self._metric in epoch:
+                    values[(iteration, j)] = epoch[self._metric]
+        elif self._metric in result:
+            values[(iteration, 0)] = result[self._metric]
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         """Record the trial's RAW result (``None`` if it failed) by the rule in the module docstring."""

@@ -163,11 +163,8 @@ def run_search(
     Raises:
         InsufficientResourcesError: when one trial needs more CPUs/GPUs than the cluster has.
     """
-    from ray import tune
-
     from dropsearch.runner.dashboard import start_search_log
-    from dropsearch.runner.schedulers import make_scheduler, reports_end_on_rungs
-    from dropsearch.runner.trainable import BundleBox, TrialSettings, train_trial
+    from dropsearch.runner.schedulers import make_scheduler
     from dropsearch.runner.tune_events import SearchEventsCallback
     from dropsearch.workers.setup import check_resources, ensure_ray, prepare_search
 
@@ -175,72 +172,36 @@ def run_search(
     ensure_ray(ray_address, num_cpus=num_cpus)
     capacity = check_resources(spec)
     prepared = prepare_search(spec, allowed_roots=allowed_roots)
-    res, budget = spec.resources, spec.budget
     storage = storage_path or tempfile.mkdtemp(prefix="dropsearch-tune-")
     name = name or "dropsearch"
     search_log = start_search_log(name, os.path.join(storage, name), spec.objective.metric)
     callbacks = _logged(callbacks or SearchCallbacks(), search_log.send)
 
-    stop = _Stop(callbacks, budget.time_limit_s)
+    stop = _Stop(callbacks, spec.budget.time_limit_s)
     events = SearchEventsCallback(callbacks, spec, cancelling=lambda: stop.reason is not None)
 
     def on_update(stats: dict[str, float], ctrl: Any) -> None:
         events.post(ControllerUpdated(ctrl.n_updates, ctrl.n_sampled, stats, ctrl.state_dict()))
 
-    searcher = _searcher(spec, prepared, controller, resume, on_update)
     child = {**prepared.child_config({"variant": "none"}).to_dict(), **(child_overrides or {})}
-    ddp = res.workers_per_trial > 1
-    settings = TrialSettings(
-        child=child,
-        rungs=reports_end_on_rungs(spec),
-        group_epochs=budget.early_stopping in ("none", "asha", "hyperband"),
-        workers_per_trial=res.workers_per_trial,
-        use_gpu=res.gpus_per_trial > 0,
-        cpus_per_worker=res.cpus_per_trial,
-        trial_timeout_s=budget.trial_timeout_s,
-    )
-    import ray
-
-    box = BundleBox(ray.put(prepared.bundle))
-    # A DDP trial only relays its Ray Train workers' reports; the workers reserve the CPUs/GPUs.
-    trial_resources = {"cpu": 0.01, "gpu": 0} if ddp else {"cpu": res.cpus_per_trial, "gpu": res.gpus_per_trial}
-    trainable = tune.with_resources(tune.with_parameters(train_trial, bundle=box, settings=settings), trial_resources)
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # loggers are opt-in (``loggers``)
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # no experiment banner on the runner's console
-    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)  # no result files: fine
-    tuner = tune.Tuner(
-        trainable,
-        tune_config=tune.TuneConfig(
-            search_alg=searcher,
-            scheduler=make_scheduler(spec),
-            metric=spec.objective.metric,
-            mode=spec.objective.mode,
-            num_samples=-1,
-            max_concurrent_trials=min(budget.max_concurrent, capacity),
-            reuse_actors=not ddp,  # a stopped DDP trial's actor ends, and with it its Ray Train workers
-            trial_dirname_creator=_trial_dirname,
-        ),
-        run_config=tune.RunConfig(
-            name=name,
-            storage_path=storage,
-            failure_config=tune.FailureConfig(
-                max_failures=budget.max_failures if max_failures is None else max_failures
-            ),
-            callbacks=[events, *_logger_callbacks(loggers, storage)],
-            stop=_stopper(stop),
-            checkpoint_config=tune.CheckpointConfig(checkpoint_at_end=False),
-            verbose=0,
-        ),
-    )
+    experiment = _Experiment(spec, capacity, prepared, child, events, stop, storage, name, loggers, max_failures)
     start = time.perf_counter()
     try:
-        tuner.fit()
+        if _search_trials_left(spec, resume):
+            searcher = _searcher(spec, prepared, controller, resume, on_update)
+            experiment.fit(searcher, make_scheduler(spec), suffix="")
+        status = "cancelled" if stop.reason == "cancelled" else "succeeded"
+        report = None
+        if status == "succeeded" and stop.reason is None and spec.validation.enabled:
+            from dropsearch.runner.validation_stage import run_validation
+
+            report = run_validation(spec, prepared, resume, events, experiment)
+            status = "cancelled" if stop.reason == "cancelled" else status
     finally:
         search_log.close()
         events.release()
         stop.release()
-    status = "cancelled" if stop.reason == "cancelled" else "succeeded"
-    best = _best(events.finished, spec.objective.mode)
+    best = _best([t for t in events.finished if t.kind == "search"], spec.objective.mode)
     return SearchResult(
         status=status,
         trials=events.finished,
@@ -249,7 +210,89 @@ def run_search(
         best_pattern=None if best is None else events.patterns.get(best.index),
         updates=events.updates,
         wall_s=time.perf_counter() - start,
+        validation=report,
     )
+
+
+def _search_trials_left(spec: SearchSpec, resume: ResumeState) -> bool:
+    """Whether the search stage has trials to run (a search resumed during its validation stage has none)."""
+    return len([t for t in resume.search_trials if t.status != "cancelled"]) < spec.budget.trials
+
+
+class _Experiment:
+    """Runs Ray Tune experiments of one search (the search stage, then the validation stage) on one trainable."""
+
+    def __init__(
+        self,
+        spec: SearchSpec,
+        capacity: int,
+        prepared: Any,
+        child: dict[str, Any],
+        events: Any,
+        stop: _Stop,
+        storage: str,
+        name: str,
+        loggers: tuple[str, ...],
+        max_failures: int | None,
+    ) -> None:
+        import ray
+        from ray import tune
+
+        from dropsearch.runner.schedulers import reports_end_on_rungs
+        from dropsearch.runner.trainable import BundleBox, TrialSettings, train_trial
+
+        res, budget = spec.resources, spec.budget
+        self.spec, self.capacity, self.events, self.stop = spec, capacity, events, stop
+        self.storage, self.name, self.loggers = storage, name, loggers
+        self.max_failures = budget.max_failures if max_failures is None else max_failures
+        self.ddp = res.workers_per_trial > 1
+        settings = TrialSettings(
+            child=child,
+            rungs=reports_end_on_rungs(spec),
+            group_epochs=budget.early_stopping in ("none", "asha", "hyperband"),
+            workers_per_trial=res.workers_per_trial,
+            use_gpu=res.gpus_per_trial > 0,
+            cpus_per_worker=res.cpus_per_trial,
+            trial_timeout_s=budget.trial_timeout_s,
+        )
+        box = BundleBox(ray.put(prepared.bundle))
+        # A DDP trial only relays its Ray Train workers' reports; the workers reserve the CPUs/GPUs.
+        resources = {"cpu": 0.01, "gpu": 0} if self.ddp else {"cpu": res.cpus_per_trial, "gpu": res.gpus_per_trial}
+        self.trainable = tune.with_resources(
+            tune.with_parameters(train_trial, bundle=box, settings=settings), resources
+        )
+        os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # loggers are opt-in (``loggers``)
+        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # no experiment banner on the runner's console
+        logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)  # no result files: fine
+
+    def fit(self, searcher: Any, scheduler: Any, *, suffix: str) -> None:
+        """One Tune experiment named ``<name><suffix>`` with ``searcher`` and ``scheduler``."""
+        from ray import tune
+
+        spec = self.spec
+        tuner = tune.Tuner(
+            self.trainable,
+            tune_config=tune.TuneConfig(
+                search_alg=searcher,
+                scheduler=scheduler,
+                metric=spec.objective.metric,
+                mode=spec.objective.mode,
+                num_samples=-1,
+                max_concurrent_trials=min(spec.budget.max_concurrent, self.capacity),
+                reuse_actors=not self.ddp,  # a stopped DDP trial's actor ends, and with it its Ray Train workers
+                trial_dirname_creator=_trial_dirname,
+            ),
+            run_config=tune.RunConfig(
+                name=self.name + suffix,
+                storage_path=self.storage,
+                failure_config=tune.FailureConfig(max_failures=self.max_failures),
+                callbacks=[self.events, *_logger_callbacks(self.loggers, self.storage)],
+                stop=_stopper(self.stop),
+                checkpoint_config=tune.CheckpointConfig(checkpoint_at_end=False),
+                verbose=0,
+            ),
+        )
+        tuner.fit()
 
 
 def _logged(callbacks: SearchCallbacks, also: Any) -> SearchCallbacks:
@@ -268,13 +311,17 @@ def _logged(callbacks: SearchCallbacks, also: Any) -> SearchCallbacks:
         on_epoch=both(callbacks.on_epoch),
         on_trial_finished=both(callbacks.on_trial_finished),
         on_controller_updated=both(callbacks.on_controller_updated),
+        on_validation_updated=both(callbacks.on_validation_updated),
         should_cancel=callbacks.should_cancel,
     )
 
 
 def _trial_dirname(trial: Any) -> str:
     """``trial_<index>_<tune id>``: short, and findable by the search's trial index."""
-    return f"trial_{trial.config.get('proposal_index', 'x')}_{trial.trial_id}"
+    config = trial.config
+    if config.get("kind") == "validation":
+        return f"validation_{config.get('arm')}_{config.get('seed')}_{trial.trial_id}"
+    return f"trial_{config.get('proposal_index', 'x')}_{trial.trial_id}"
 
 
 def _best(trials: list[TrialFinished], mode: str) -> TrialFinished | None:

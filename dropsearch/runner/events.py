@@ -14,6 +14,7 @@ __all__ = [
     "EpochReported",
     "TrialFinished",
     "ControllerUpdated",
+    "ValidationUpdated",
     "SearchCallbacks",
     "SearchResult",
     "ResumeState",
@@ -23,13 +24,20 @@ __all__ = [
 
 @dataclass(frozen=True)
 class TrialStarted:
-    """A child started training (``attempt`` counts from 1; a retried trial starts again)."""
+    """A child started training (``attempt`` counts from 1; a retried trial starts again).
+
+    ``kind`` is ``"search"`` for a trial the controller proposed, ``"validation"`` for a re-training of the
+    validation stage (then ``arm`` names the arm and ``seed`` is its training seed).
+    """
 
     index: int
     tokens: tuple[int, ...]
     pattern: dict[str, Any]
     attempt: int
     node: str
+    kind: str = "search"
+    arm: str | None = None
+    seed: int | None = None
 
 
 @dataclass(frozen=True)
@@ -53,6 +61,7 @@ class TrialFinished:
     metrics: list[dict[str, Any]]
     wall_s: float
     error: str | None = None
+    kind: str = "search"
 
 
 @dataclass(frozen=True)
@@ -63,6 +72,18 @@ class ControllerUpdated:
     trials_seen: int
     stats: dict[str, float]
     state: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ValidationUpdated:
+    """The validation stage learned a result: ``report`` is its report so far (``final`` once the stage ended).
+
+    ``report`` is :meth:`dropsearch.search.validation_report.ValidationReport.to_dict` plus ``"pattern"``, the
+    chosen arm's pattern document.
+    """
+
+    report: dict[str, Any]
+    final: bool
 
 
 @dataclass
@@ -77,6 +98,7 @@ class SearchCallbacks:
     on_epoch: Callable[[EpochReported], None] | None = None
     on_trial_finished: Callable[[TrialFinished], None] | None = None
     on_controller_updated: Callable[[ControllerUpdated], None] | None = None
+    on_validation_updated: Callable[[ValidationUpdated], None] | None = None
     should_cancel: Callable[[], bool] | None = None
 
     def emit(self, event: Any) -> None:
@@ -86,6 +108,7 @@ class SearchCallbacks:
             EpochReported: self.on_epoch,
             TrialFinished: self.on_trial_finished,
             ControllerUpdated: self.on_controller_updated,
+            ValidationUpdated: self.on_validation_updated,
         }[type(event)]
         if hook is not None:
             hook(event)
@@ -103,6 +126,7 @@ class CompletedTrial:
     tokens: tuple[int, ...]
     reward: float | None
     status: str
+    pattern: dict[str, Any] | None = None
 
 
 @dataclass
@@ -110,12 +134,16 @@ class ResumeState:
     """Where a restarted search continues: the controller after its last stored update and the trials done.
 
     ``trials_seen`` is the number of trials the stored controller state has already learned from (the next batch
-    starts at that index); ``completed`` holds trials of later indices that ended before the restart.
+    starts at that index); ``completed`` holds trials of later indices that ended before the restart;
+    ``search_trials`` every search trial that ended (with its pattern: the validation stage picks its arms from
+    them), ``validation_done`` the validation runs that ended, as ``(arm, seed, raw objective or None)``.
     """
 
     controller_state: dict[str, Any] | None = None
     trials_seen: int = 0
     completed: dict[int, CompletedTrial] = field(default_factory=dict)
+    search_trials: list[CompletedTrial] = field(default_factory=list)
+    validation_done: list[tuple[str, int, float | None]] = field(default_factory=list)
 
 
 @dataclass
@@ -129,3 +157,4 @@ class SearchResult:
     best_pattern: dict[str, Any] | None
     updates: int
     wall_s: float
+    validation: dict[str, Any] | None = None

@@ -154,17 +154,15 @@ class SearchExecution:
                 pattern=event.pattern,
                 node=event.node,
                 lease=self.lease,
+                kind=event.kind,
+                arm=event.arm,
+                seed=event.seed,
             )
-            self._event(
-                session,
-                "trial_started",
-                {
-                    "index": event.index,
-                    "attempt": event.attempt,
-                    "node": event.node,
-                    "variant": event.pattern["variant"],
-                },
-            )
+            data = {"index": event.index, "attempt": event.attempt, "node": event.node}
+            data.update(variant=event.pattern["variant"], kind=event.kind)
+            if event.kind == "validation":
+                data.update(arm=event.arm, seed=event.seed)
+            self._event(session, "trial_started", data)
 
     def _on_epoch(self, event: Any) -> None:
         metrics = {k: v for k, v in event.metrics.items() if k != "epoch"}
@@ -221,6 +219,16 @@ class SearchExecution:
             stats = {k: float(v) for k, v in event.stats.items()}
             data = {"version": version, "updates": event.updates, "trials_seen": event.trials_seen, "stats": stats}
             self._event(session, "controller_updated", data)
+
+    def _on_validation_updated(self, event: Any) -> None:
+        def write() -> None:
+            with session_scope(self.engine) as session:
+                store.set_validation_report(
+                    session=session, search_id=self.search.id, report=event.report, final=event.final, lease=self.lease
+                )
+                self._event(session, "validation_updated", {"final": event.final, "validation": event.report})
+
+        self._write(write, "storing the validation report")
 
     # -- cancel, stop, lease ----------------------------------------------------------------------------------
     def _interrupted(self) -> bool:
@@ -295,10 +303,14 @@ class SearchExecution:
                 # update count and history, but this search numbers its own trials from 0.
                 resume.controller_state["n_sampled"] = 0
         for trial in completed:
+            if trial.kind == "validation":
+                reward = trial.reward if trial.status in ("succeeded", "stopped") else None
+                resume.validation_done.append((trial.arm or "", int(trial.seed or 0), reward))
+                continue
+            done = CompletedTrial(trial.index, tuple(trial.tokens), trial.reward, trial.status, trial.pattern)
+            resume.search_trials.append(done)
             if trial.index >= resume.trials_seen:
-                resume.completed[trial.index] = CompletedTrial(
-                    trial.index, tuple(trial.tokens), trial.reward, trial.status
-                )
+                resume.completed[trial.index] = done
         return resume
 
     def run(self) -> None:
@@ -320,6 +332,7 @@ class SearchExecution:
                 on_epoch=self._on_epoch,
                 on_trial_finished=self._on_trial_finished,
                 on_controller_updated=self._on_controller_updated,
+                on_validation_updated=self._on_validation_updated,
                 should_cancel=self._should_cancel,
             )
             result = run_search(

@@ -35,7 +35,12 @@ class _TrialState:
     """What the callback knows of one running trial."""
 
     def __init__(self, config: dict[str, Any]) -> None:
-        self.index = int(config["proposal_index"])
+        self.kind = config.get("kind", "search")
+        if self.kind == "validation":
+            self.index = int(config["trial_index"])  # set by the validation stage (store index space)
+        else:
+            self.index = int(config["proposal_index"])
+        self.arm, self.seed = config.get("arm"), config.get("seed")
         self.tokens = tuple(config.get("tokens") or ())
         self.pattern = config["pattern"]
         self.attempt = 0
@@ -61,6 +66,7 @@ class SearchEventsCallback(ProcessLocal, tune.Callback):
         self.callbacks, self.spec, self.cancelling = callbacks, spec, cancelling
         self._posted: list[Any] = []
         self.updates = 0  # controller updates emitted
+        self.validation_report: dict[str, Any] | None = None  # the validation stage's latest report
         self.keep_alive()
         self.trials: dict[str, _TrialState] = {}
         self.finished: list[TrialFinished] = []
@@ -70,7 +76,8 @@ class SearchEventsCallback(ProcessLocal, tune.Callback):
         """Emit ``event`` once the trial that caused it has been reported finished (see the class docstring)."""
         self._posted.append(event)
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
+        """Emit every posted event now."""
         while self._posted:
             event = self._posted.pop(0)
             self.updates = max(self.updates, getattr(event, "updates", 0))
@@ -78,11 +85,11 @@ class SearchEventsCallback(ProcessLocal, tune.Callback):
 
     def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
         """Emit updates that no trial end preceded (a batch closed by trials stored before a restart)."""
-        self._flush()
+        self.flush()
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         """Nothing posted is left behind."""
-        self._flush()
+        self.flush()
 
     def _state(self, trial: Any) -> _TrialState:
         state = self.trials.get(trial.trial_id)
@@ -93,7 +100,10 @@ class SearchEventsCallback(ProcessLocal, tune.Callback):
     def _announce(self, state: _TrialState, node: str) -> None:
         if not state.announced:
             state.announced = True
-            self.callbacks.emit(TrialStarted(state.index, state.tokens, state.pattern, state.attempt, node))
+            started = TrialStarted(
+                state.index, state.tokens, state.pattern, state.attempt, node, state.kind, state.arm, state.seed
+            )
+            self.callbacks.emit(started)
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         """A trial (or a retry of it) was handed to a worker."""
@@ -126,13 +136,12 @@ class SearchEventsCallback(ProcessLocal, tune.Callback):
                 state.metrics, self.spec.objective.metric, last_k=getattr(self.spec.objective, "last_k", 1)
             )
         )
-        event = TrialFinished(
-            state.index, status, reward, list(state.metrics), time.perf_counter() - state.started_at, error
-        )
+        wall_s = time.perf_counter() - state.started_at
+        event = TrialFinished(state.index, status, reward, list(state.metrics), wall_s, error, state.kind)
         self.finished.append(event)
         self.patterns[state.index] = state.pattern
         self.callbacks.emit(event)
-        self._flush()
+        self.flush()
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         """Ended without error: all its epochs, stopped by the scheduler, or stopped by a cancel."""

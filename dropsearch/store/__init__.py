@@ -45,11 +45,13 @@ from dropsearch.store.searches import (
     resume_search,
 )
 from dropsearch.store.trials import (
+    VALIDATION_INDEX_BASE,
     best_trial,
     completed_trials,
     get_trial,
     list_trials,
     requeue_stale_trials,
+    set_validation_report,
     trial_finished,
     trial_reported,
     trial_started,
@@ -101,6 +103,8 @@ __all__ = [
     "renew_lease",
     "request_cancel",
     "requeue_stale_trials",
+    "set_validation_report",
+    "VALIDATION_INDEX_BASE",
     "resume_search",
     "revoke_api_key",
     "save_controller_state",

@@ -13,6 +13,7 @@ controller state and the completed trials after its ``trials_seen``), so neither
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 from sqlalchemy import update
 from sqlalchemy.orm import Session
@@ -68,7 +69,7 @@ def extend_search(*, session: Session, owner: str, search_id: str, trials: int) 
         )
         .values(
             spec=spec,
-            trials_total=SearchModel.trials_total + trials,
+            trials_total=SearchModel.trials_total + trials + _validation_runs(spec),
             status="queued",
             error=None,
             cancel_requested=False,
@@ -95,3 +96,10 @@ def copy_controller_state(*, session: Session, source_id: str, target_id: str) -
         return None
     save_controller_state(session=session, search_id=target_id, blob=source.blob, updates=source.updates, trials_seen=0)
     return source
+
+
+def _validation_runs(spec: dict[str, Any]) -> int:
+    """The most validation runs the extended search's new validation stage may make (0 when it has none)."""
+    from dropsearch.search.spec import SearchSpec, validation_trials
+
+    return validation_trials(SearchSpec.model_validate(spec))

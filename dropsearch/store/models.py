@@ -163,6 +163,7 @@ class SearchModel(Base):
     trials_done: Mapped[int] = mapped_column(Integer, default=0)
     best_reward: Mapped[float | None] = mapped_column(Float)
     best_trial_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))  # no FK: trials already point here
+    validation: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # the validation stage's report
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     lease_owner: Mapped[str | None] = mapped_column(String(MAX_OWNER_LENGTH))
     lease_expires_at: Mapped[datetime | None]
@@ -197,6 +198,9 @@ class TrialModel(Base):
     node: Mapped[str | None] = mapped_column(String(MAX_NAME_LENGTH))
     error: Mapped[str | None] = mapped_column(Text)
     lease_generation: Mapped[int | None] = mapped_column(Integer)  # the search lease that wrote it last
+    kind: Mapped[str] = mapped_column(String(16), default="search", server_default="search")  # or "validation"
+    arm: Mapped[str | None] = mapped_column(String(200))  # validation runs: the arm re-trained
+    seed: Mapped[int | None] = mapped_column(Integer)  # validation runs: the training seed
 
 
 class ControllerStateModel(Base):

@@ -71,6 +71,7 @@ class SearchRecord:
     lease_owner: str | None
     lease_expires_at: datetime | None
     lease_generation: int = 0
+    validation: dict[str, Any] | None = None
 
     @classmethod
     def from_model(cls, row: SearchModel) -> SearchRecord:
@@ -95,6 +96,7 @@ class SearchRecord:
             lease_owner=row.lease_owner,
             lease_expires_at=row.lease_expires_at,
             lease_generation=row.lease_generation or 0,
+            validation=None if row.validation is None else dict(row.validation),
         )
 
 
@@ -127,6 +129,9 @@ class TrialRecord:
     node: str | None
     error: str | None
     lease_generation: int | None = None
+    kind: str = "search"
+    arm: str | None = None
+    seed: int | None = None
 
     @property
     def completed(self) -> bool:
@@ -154,6 +159,9 @@ class TrialRecord:
             node=row.node,
             error=row.error,
             lease_generation=row.lease_generation,
+            kind=row.kind or "search",
+            arm=row.arm,
+            seed=row.seed,
         )
 
 

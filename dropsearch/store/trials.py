@@ -32,6 +32,9 @@ from dropsearch.store.searches import new_id
 
 __all__ = [
     "FINISHED_TRIAL_STATUSES",
+    "TRIAL_KINDS",
+    "VALIDATION_INDEX_BASE",
+    "set_validation_report",
     "best_trial",
     "completed_trials",
     "get_trial",
@@ -44,6 +47,10 @@ __all__ = [
 
 FINISHED_TRIAL_STATUSES = ("succeeded", "stopped", "failed", "cancelled")
 _REWARDED = ("succeeded", "stopped")
+#: What a trial is: proposed by the controller, or a re-training of the validation stage.
+TRIAL_KINDS = ("search", "validation")
+#: Validation runs are numbered from here, so they never collide with search trials (even after an extension).
+VALIDATION_INDEX_BASE = 1_000_000
 
 
 def _row(session: Session, search_id: str, index: int, *, for_update: bool = False) -> TrialModel | None:
@@ -69,6 +76,9 @@ def trial_started(
     pattern: Mapping[str, Any] | None = None,
     node: str | None = None,
     lease: Lease | None = None,
+    kind: str = "search",
+    arm: str | None = None,
+    seed: int | None = None,
 ) -> TrialRecord:
     """Record that trial ``index`` of a search (re)starts running.
 
@@ -80,6 +90,10 @@ def trial_started(
         pattern: the decoded pattern document (docs/REGULARIZERS.md). Default: ``None``
         node: where it runs (Ray node / host). Default: ``None``
         lease: the writing runner's lease, checked first (:mod:`dropsearch.store.fencing`). Default: unchecked
+        kind: ``"search"`` (a trial the controller proposed) or ``"validation"`` (a re-training of the validation
+            stage, index :data:`VALIDATION_INDEX_BASE` and up). Default: ``"search"``
+        arm: the validation arm re-trained. Default: ``None``
+        seed: the validation run's training seed. Default: ``None``
 
     Returns:
         The running trial: ``attempt`` 1 when new, the previous attempt + 1 when it was queued, running
@@ -89,12 +103,19 @@ def trial_started(
         NotFoundError: if the search does not exist.
         TrialCompletedError: if the trial is already completed (it is never re-run).
         LeaseLostError: if ``lease`` no longer holds the search (nothing is written).
-        ValueError: for an ``index`` outside ``0..trials_total-1``.
+        ValueError: for an ``index`` outside ``0..trials_total-1`` (a search trial) or below
+            :data:`VALIDATION_INDEX_BASE` (a validation run), or an unknown ``kind``.
     """
     generation = generation_of(session, lease)
     search = _search(session, search_id)
-    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < search.trials_total:
+    if kind not in TRIAL_KINDS:
+        raise ValueError(f"kind must be one of {TRIAL_KINDS}, got {kind!r}")
+    if isinstance(index, bool) or not isinstance(index, int):
+        raise ValueError(f"index must be an int, got {index!r}")
+    if kind == "search" and not 0 <= index < search.trials_total:
         raise ValueError(f"index must be an int in [0, {search.trials_total}), got {index!r}")
+    if kind == "validation" and index < VALIDATION_INDEX_BASE:
+        raise ValueError(f"a validation run's index must be >= {VALIDATION_INDEX_BASE}, got {index!r}")
     now = utcnow()
     fields = {
         "status": "running",
@@ -109,6 +130,9 @@ def trial_started(
         "finished_at": None,
         "heartbeat_at": now,
         "lease_generation": generation,
+        "kind": kind,
+        "arm": arm,
+        "seed": seed,
     }
     if _row(session, search_id, index, for_update=True) is None:
         try:
@@ -223,7 +247,9 @@ def trial_finished(
         .execution_options(synchronize_session=False)
     )
     if result.rowcount == 1 and status in COMPLETED_TRIAL_STATUSES:
-        _count_completion(session, search_id, row.id, reward if status in _REWARDED else None)
+        # a validation run counts in the progress but never as the search's best (that is the validated arm's)
+        rewarded = status in _REWARDED and row.kind != "validation"
+        _count_completion(session, search_id, row.id, reward if rewarded else None)
     return TrialRecord.from_model(_row(session, search_id, index))
 
 
@@ -318,9 +344,44 @@ def best_trial(*, session: Session, search_id: str) -> TrialRecord | None:
     order = TrialModel.reward.desc() if search.objective_mode == "max" else TrialModel.reward.asc()
     stmt = (
         select(TrialModel)
-        .where(TrialModel.search_id == search_id, TrialModel.status.in_(_REWARDED), TrialModel.reward.is_not(None))
+        .where(
+            TrialModel.search_id == search_id,
+            TrialModel.kind == "search",
+            TrialModel.status.in_(_REWARDED),
+            TrialModel.reward.is_not(None),
+        )
         .order_by(order, TrialModel.index)
         .limit(1)
     )
     row = session.scalar(stmt.execution_options(populate_existing=True))
     return None if row is None else TrialRecord.from_model(row)
+
+
+def set_validation_report(
+    *, session: Session, search_id: str, report: Mapping[str, Any], final: bool = False, lease: Lease | None = None
+) -> None:
+    """Store the validation stage's report on the search (JSON; see :mod:`dropsearch.search.validation_report`).
+
+    Args:
+        session: the caller's session.
+        search_id: the search.
+        report: the report's ``to_dict()``, plus the chosen arm's ``pattern``.
+        final: the stage ended: the search's ``trials_total`` becomes the runs it really made (racing stops some
+            arms early, so fewer validation runs than planned may have run).
+        lease: the writing runner's lease, checked first. Default: unchecked
+
+    Raises:
+        NotFoundError: if the search does not exist.
+        LeaseLostError: if ``lease`` no longer holds the search (nothing is written).
+    """
+    generation_of(session, lease)
+    search = _search(session, search_id)
+    values: dict[str, Any] = {"validation": json_safe(dict(report)), "updated_at": utcnow()}
+    if final:
+        values["trials_total"] = max(search.trials_done, 1)
+    session.execute(
+        update(SearchModel)
+        .where(SearchModel.id == search_id)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )

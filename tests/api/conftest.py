@@ -39,7 +39,12 @@ class Api:
 
 
 #: A small valid job spec (3 trials of the convnet on digits).
-SPEC = {"model": {"name": "convnet"}, "dataset": {"name": "digits"}, "budget": {"trials": 3, "max_concurrent": 1}}
+SPEC = {
+    "model": {"name": "convnet"},
+    "dataset": {"name": "digits"},
+    "budget": {"trials": 3, "max_concurrent": 1},
+    "validation": {"enabled": False},
+}
 
 
 def finished_search(api: Api, spec: dict = SPEC) -> tuple[str, str]:

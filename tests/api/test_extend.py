@@ -19,6 +19,7 @@ SPEC = {
     "space": {"variants": ["bernoulli", "dropblock"], "rates": [0.0, 0.2]},
     "controller": {"batch_size": 2},
     "budget": {"trials": 2, "max_concurrent": 1},
+    "validation": {"enabled": False},  # the simulated runner runs no validation stage
 }
 
 

@@ -19,6 +19,7 @@ def submit(api: Api, name: str, trials: int = 4, key: str | None = None, mode: s
         "model": {"name": "convnet"},
         "dataset": {"name": "digits"},
         "budget": {"trials": trials, "max_concurrent": 1},
+        "validation": {"enabled": False},  # the simulated runner runs no validation stage
         "objective": {"metric": "val_accuracy", "mode": mode},
     }
     response = api.client.post("/v1/searches", json=spec, headers=api.auth(key))

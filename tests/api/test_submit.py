@@ -17,6 +17,7 @@ SPEC = {
     "model": {"name": "convnet"},
     "dataset": {"name": "digits"},
     "budget": {"trials": 4, "epochs_per_trial": 2, "max_concurrent": 2},
+    "validation": {"enabled": False},
 }
 
 
@@ -77,7 +78,11 @@ BAD_SPECS = [
     pytest.param(spec_with(budget__trials=101, budget__max_concurrent=1), "budget.trials", id="over-max-trials"),
     pytest.param(spec_with(budget__epochs_per_trial=21), "budget.epochs_per_trial", id="over-max-epochs"),
     # 90 search trials + (3 top patterns + 1 baseline) x 3 seeds = 102 > max_trials 100
-    pytest.param(spec_with(budget__trials=90, budget__max_concurrent=1), "validation", id="validation-over-cap"),
+    pytest.param(
+        spec_with(budget__trials=90, budget__max_concurrent=1, validation__enabled=True),
+        "validation",
+        id="validation-over-cap",
+    ),
     pytest.param(
         spec_with(budget__trials=60, budget__seeds_per_trial=2, budget__max_concurrent=1),
         "budget.seeds_per_trial",
@@ -122,9 +127,11 @@ def test_messages_are_readable(sqlite_api: Api) -> None:
 
 
 def test_validation_trials_count_in_the_trial_cap(sqlite_api: Api) -> None:
-    exact = spec_with(budget__trials=88, budget__max_concurrent=1)  # 88 + 4 arms x 3 seeds = 100
+    exact = spec_with(budget__trials=88, budget__max_concurrent=1, validation__enabled=True)  # 88 + 4 x 3 = 100
     assert sqlite_api.client.post("/v1/searches", json=exact, headers=sqlite_api.auth()).status_code == 201
-    over = sqlite_api.client.post("/v1/searches", json=spec_with(budget__trials=89), headers=sqlite_api.auth())
+    over = sqlite_api.client.post(
+        "/v1/searches", json=spec_with(budget__trials=89, validation__enabled=True), headers=sqlite_api.auth()
+    )
     assert over.status_code == 422
     assert over.json()["detail"].startswith("validation: the search's 89 trials plus up to 12 validation trials")
     off = spec_with(budget__trials=100, budget__max_concurrent=1, validation={"enabled": False})
@@ -201,7 +208,5 @@ def test_huge_body_is_413_and_nothing_is_stored(sqlite_api: Api) -> None:
     response = sqlite_api.client.post("/v1/searches", content=chunks(), headers=headers)
     assert response.status_code == 413
     assert count(sqlite_api) == 0
-    ok = sqlite_api.client.post(
-        "/v1/searches", json=spec_with(dataset__params={"pad": "x" * 1000}), headers=sqlite_api.auth()
-    )
+    ok = sqlite_api.client.post("/v1/searches", json=spec_with(name="x" * 100), headers=sqlite_api.auth())
     assert ok.status_code == 201

@@ -22,6 +22,7 @@ SPEC = {
     "model": {"name": "convnet"},
     "dataset": {"name": "digits"},
     "budget": {"trials": 3, "epochs_per_trial": 2, "max_concurrent": 1},
+    "validation": {"enabled": False},  # the simulated runner runs no validation stage
 }
 YAML_SPEC = """\
 # a YAML job spec
@@ -33,6 +34,8 @@ budget:
   trials: 3
   epochs_per_trial: 2
   max_concurrent: 1
+validation:
+  enabled: false
 """
 
 

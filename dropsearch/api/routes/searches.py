@@ -1,4 +1,4 @@
-"""``/v1/searches``: submit, list, read, cancel, follow (SSE), download the best pattern, plot."""
+"""``/v1/searches``: submit, list, read, cancel, resume, follow (SSE), download the best pattern, plot."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from dropsearch.api.plots import reward_plot_png
 from dropsearch.api.policy import check_spec
 from dropsearch.api.schemas import ErrorPublic, SearchesPublic, SearchPublic, search_public
 from dropsearch.api.warm_start import check_warm_start, copy_warm_start
-from dropsearch.search.spec import SearchSpec
+from dropsearch.search.spec import SearchSpec, validation_trials
 from dropsearch.store.db import session_scope
 from dropsearch.store.models import SEARCH_STATUSES, TERMINAL_SEARCH_STATUSES
 from dropsearch.store.records import SearchRecord
@@ -66,7 +66,7 @@ def submit_search(spec: SearchSpec, key: CurrentKey, session: SessionDep, state:
         owner=key.owner,
         name=spec.name,
         spec=spec.model_dump(mode="json"),
-        trials_total=spec.budget.trials,
+        trials_total=spec.budget.trials + validation_trials(spec),  # validation runs count in the progress
         objective_mode=spec.objective.mode,
     )
     copy_warm_start(session, warm_source, record.id)
@@ -198,29 +198,65 @@ def follow_search(
     summary="Download the best pattern",
 )
 def download_best(search_id: str, key: CurrentKey, session: ReadSessionDep) -> JSONResponse:
-    """The best trial's pattern document (docs/REGULARIZERS.md) with its provenance, as a JSON attachment."""
+    """The best pattern (docs/REGULARIZERS.md) with its provenance, as a JSON attachment.
+
+    Once the search's validation stage has a result, the best pattern is the validated one: the arm with the best
+    mean over its re-trainings, with the stage's table under ``validation`` (per arm mean, sd, n, seeds and the
+    paired gap to each baseline with its 95% interval; ``conclusion`` says plainly when nothing beat no dropout
+    beyond noise). Before that (or without the stage) it is the search trial with the best reward.
+    """
     record = search_or_404(session, key.owner, search_id)
-    trial = best_trial(session=session, search_id=search_id)
-    if trial is None:
-        raise HTTPException(404, detail=f"search {search_id} has no finished trial with a reward yet")
-    if trial.pattern is None:
-        raise HTTPException(404, detail=f"the best trial {trial.id} of search {search_id} has no stored pattern")
     spec = record.spec
-    created = trial.finished_at or trial.created_at
-    document = dict(trial.pattern)
-    document["provenance"] = {
-        **dict(document.get("provenance") or {}),
+    provenance = {
         "search_id": record.id,
-        "trial_id": trial.id,
-        "reward": trial.reward,
         "metric": (spec.get("objective") or {}).get("metric", "val_accuracy"),
         "model": (spec.get("model") or {}).get("name"),
         "dataset": (spec.get("dataset") or {}).get("name"),
-        "created_at": created.isoformat(),
     }
+    validation = record.validation or {}
+    if validation.get("chosen") and validation.get("pattern"):
+        document = _validated_best(record, validation, provenance, session)
+    else:
+        trial = best_trial(session=session, search_id=search_id)
+        if trial is None:
+            raise HTTPException(404, detail=f"search {search_id} has no finished trial with a reward yet")
+        if trial.pattern is None:
+            raise HTTPException(404, detail=f"the best trial {trial.id} of search {search_id} has no stored pattern")
+        created = trial.finished_at or trial.created_at
+        document = dict(trial.pattern)
+        document["provenance"] = {
+            **dict(document.get("provenance") or {}),
+            **provenance,
+            "trial_id": trial.id,
+            "reward": trial.reward,
+            "validated": False,
+            "created_at": created.isoformat(),
+        }
     stem = _UNSAFE_FILENAME.sub("-", record.name or record.id).strip("-.") or record.id
     headers = {"Content-Disposition": f'attachment; filename="{stem}-best-pattern.json"'}
     return JSONResponse(document, headers=headers)
+
+
+def _validated_best(record: Any, validation: dict[str, Any], provenance: dict[str, Any], session: Any) -> dict:
+    """The validation stage's chosen arm as a pattern document, with the stage's table."""
+    chosen = next(arm for arm in validation["arms"] if arm["name"] == validation["chosen"])
+    trial_id = None
+    if chosen.get("trial_index") is not None:
+        page = list_trials(session=session, search_id=record.id, limit=1, offset=int(chosen["trial_index"]))
+        trial_id = next((t.id for t in page.items if t.index == chosen["trial_index"]), None)
+    document = dict(validation["pattern"])
+    document["provenance"] = {
+        **dict(document.get("provenance") or {}),
+        **provenance,
+        "trial_id": trial_id,
+        "reward": chosen.get("mean"),
+        "search_reward": chosen.get("search_reward"),
+        "validated": True,
+        "arm": chosen["name"],
+        "created_at": record.updated_at.isoformat(),
+    }
+    document["validation"] = {k: v for k, v in validation.items() if k != "pattern"}
+    return document
 
 
 @router.get(
