@@ -28,6 +28,7 @@ SPEC = {
     "space": {"variants": ["bernoulli", "dropblock", "autodropout", "ydrop"], "rates": [0.0, 0.1, 0.3]},
     "controller": {"name": "reinforce", "batch_size": 4},
     "budget": {"trials": 8, "epochs_per_trial": 2, "max_concurrent": 2, "early_stopping": "none"},
+    "validation": {"enabled": False},  # this test counts the search trials only
     "training": {"lr": 0.003},
 }
 

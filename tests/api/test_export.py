@@ -46,7 +46,12 @@ def check_csv_matches_json(text: str, trials: list[dict[str, Any]]) -> list[dict
 
 def test_csv_has_every_trial_and_matches_json(sqlite_api: Api) -> None:
     api = sqlite_api
-    spec = {"model": {"name": "convnet"}, "dataset": {"name": "digits"}, "budget": {"trials": 60}}
+    spec = {
+        "model": {"name": "convnet"},
+        "dataset": {"name": "digits"},
+        "budget": {"trials": 60},
+        "validation": {"enabled": False},
+    }
     sid = api.client.post("/v1/searches", json={"name": "csv export/1", **spec}, headers=api.auth()).json()["id"]
     runner_sim.claim(api.engine, sid)
     for index in range(55):  # more than one JSON page (50)
@@ -78,7 +83,12 @@ def test_csv_has_every_trial_and_matches_json(sqlite_api: Api) -> None:
 
 def test_csv_errors_and_owners(sqlite_api: Api) -> None:
     api = sqlite_api
-    spec = {"model": {"name": "convnet"}, "dataset": {"name": "digits"}, "budget": {"trials": 2, "max_concurrent": 1}}
+    spec = {
+        "model": {"name": "convnet"},
+        "dataset": {"name": "digits"},
+        "budget": {"trials": 2, "max_concurrent": 1},
+        "validation": {"enabled": False},
+    }
     sid = api.client.post("/v1/searches", json=spec, headers=api.auth()).json()["id"]
     empty = api.client.get(f"/v1/searches/{sid}/trials", params={"format": "csv"}, headers=api.auth())
     assert empty.status_code == 200 and empty.text.splitlines()[0].startswith("index,id,status")

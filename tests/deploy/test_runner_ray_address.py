@@ -48,6 +48,7 @@ def _spec(**overrides) -> dict:
         "space": {"variants": ["bernoulli", "dropblock"], "rates": [0.0, 0.2]},
         "controller": {"name": "reinforce", "batch_size": 2},
         "budget": {"trials": 4, "epochs_per_trial": 1, "max_concurrent": 2, "early_stopping": "none"},
+        "validation": {"enabled": False},  # this test counts the search trials only
         "resources": {"cpus_per_trial": 1, "gpus_per_trial": 0},
     }
     body.update(overrides)

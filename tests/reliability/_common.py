@@ -25,6 +25,7 @@ TINY = {
     "space": {"variants": ["bernoulli", "dropblock"], "rates": [0.0, 0.2, 0.5]},
     "controller": {"name": "reinforce", "batch_size": 2},
     "budget": {"trials": 8, "epochs_per_trial": 2, "max_concurrent": 2, "early_stopping": "none"},
+    "validation": {"enabled": False},  # this test counts the search trials only
 }
 
 

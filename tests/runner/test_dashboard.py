@@ -37,6 +37,7 @@ def test_a_running_search_is_a_named_actor_in_the_state_api_and_its_log_names_ev
             "space": {"variants": ["bernoulli"], "rates": [0.0, 0.2]},
             "controller": {"name": "random", "batch_size": 2},
             "budget": {"trials": 2, "epochs_per_trial": 2, "max_concurrent": 2, "early_stopping": "none"},
+            "validation": {"enabled": False},  # this test counts the search trials only
         }
     )
     seen: dict = {}

@@ -29,6 +29,7 @@ def _spec(**overrides) -> SearchSpec:
         "space": {"variants": ["bernoulli", "dropblock", "autodropout", "ydrop"], "rates": [0.0, 0.2, 0.5]},
         "controller": {"name": "reinforce", "batch_size": 4},
         "budget": {"trials": 8, "epochs_per_trial": 2, "max_concurrent": 2, "early_stopping": "none"},
+        "validation": {"enabled": False},  # this test counts the search trials only
     }
     for key, value in overrides.items():
         body[key] = {**body.get(key, {}), **value} if isinstance(value, dict) else value

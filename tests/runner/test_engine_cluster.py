@@ -38,6 +38,7 @@ def test_trials_run_on_both_nodes(two_node_cluster):
             "space": {"variants": ["bernoulli"], "rates": [0.1, 0.3]},
             "controller": {"batch_size": 2},
             "budget": {"trials": 4, "epochs_per_trial": 1, "max_concurrent": 2, "early_stopping": "none"},
+            "validation": {"enabled": False},  # this test counts the search trials only
             "resources": {"cpus_per_trial": 1},
         }
     )

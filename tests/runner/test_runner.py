@@ -25,6 +25,7 @@ SPEC = {
     "space": {"variants": ["bernoulli", "dropblock", "autodropout"], "rates": [0.0, 0.2, 0.5]},
     "controller": {"name": "reinforce", "batch_size": 2},
     "budget": {"trials": 6, "epochs_per_trial": 2, "max_concurrent": 2, "early_stopping": "none"},
+    "validation": {"enabled": False},  # this test counts the search trials only
 }
 
 

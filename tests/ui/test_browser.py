@@ -19,7 +19,12 @@ from tests.ui.live_runner import LiveRunner
 
 pytestmark = pytest.mark.slow
 
-SPEC = {"model": {"name": "convnet"}, "dataset": {"name": "digits"}, "budget": {"trials": 6, "epochs_per_trial": 2}}
+SPEC = {
+    "model": {"name": "convnet"},
+    "dataset": {"name": "digits"},
+    "budget": {"trials": 6, "epochs_per_trial": 2},
+    "validation": {"enabled": False},  # this test counts the search trials only
+}
 TIMEOUT_MS = 15_000
 
 
