@@ -22,7 +22,6 @@
 
 from __future__ import annotations
 
-import io
 import logging
 import threading
 import time
@@ -31,6 +30,7 @@ from typing import Any, TypeVar
 
 from dropsearch import store
 from dropsearch.config import Settings
+from dropsearch.runner.resume import decode_state, encode_state, resume_state
 from dropsearch.store import Engine, LeaseLostError, session_scope
 from dropsearch.store.db import is_transient_error
 
@@ -44,29 +44,6 @@ _FIRST_DELAY_S, _MAX_DELAY_S = 0.2, 2.0
 
 class StoreUnavailableError(Exception):
     """The database stayed unreachable until this runner's lease would expire: the search is given back."""
-
-
-def encode_state(state: dict[str, Any]) -> bytes:
-    """Serialize a controller ``state_dict`` (tensors, optimizer state, RNG state) to bytes."""
-    import torch
-
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    return buffer.getvalue()
-
-
-def decode_state(blob: bytes) -> dict[str, Any]:
-    """Inverse of :func:`encode_state`, for tensors and plain containers only.
-
-    The blob comes from the database, so it is loaded with ``weights_only=True``: torch's restricted unpickler
-    refuses any other class or callable (a crafted blob cannot run code).
-
-    Raises:
-        pickle.UnpicklingError: for a blob holding anything but tensors, numbers, strings and containers.
-    """
-    import torch
-
-    return torch.load(io.BytesIO(blob), weights_only=True)
 
 
 class SearchExecution:
@@ -291,27 +268,8 @@ class SearchExecution:
         return saved, completed
 
     def _resume_state(self) -> Any:
-        from dropsearch.runner.events import CompletedTrial, ResumeState
-
         saved, completed = self._retrying(self._load_resume, f"loading the resume state of search {self.search.id}")
-        resume = ResumeState()
-        if saved is not None:
-            resume.controller_state = decode_state(saved.blob)
-            resume.trials_seen = saved.trials_seen
-            if saved.trials_seen == 0 and isinstance(resume.controller_state, dict):
-                # A warm start (dropsearch.store.continuation.copy_controller_state): another search's policy,
-                # update count and history, but this search numbers its own trials from 0.
-                resume.controller_state["n_sampled"] = 0
-        for trial in completed:
-            if trial.kind == "validation":
-                reward = trial.reward if trial.status in ("succeeded", "stopped") else None
-                resume.validation_done.append((trial.arm or "", int(trial.seed or 0), reward))
-                continue
-            done = CompletedTrial(trial.index, tuple(trial.tokens), trial.reward, trial.status, trial.pattern)
-            resume.search_trials.append(done)
-            if trial.index >= resume.trials_seen:
-                resume.completed[trial.index] = done
-        return resume
+        return resume_state(saved, completed)
 
     def run(self) -> None:
         """Run the search; marks it finished unless the runner stopped or lost the lease."""
