@@ -67,14 +67,14 @@ def _descends_from_us(pid: int) -> bool:
 
 
 def _child_workers() -> dict[int, str]:
-    """pid -> process title of this test's live ``ray::ChildWorker`` actor processes (Ray sets the title; the
-    raylet that started them is our child, so other Ray sessions on the machine are never touched)."""
+    """pid -> process title of this test's live trial worker processes (Ray Tune's ``ray::ImplicitFunc`` actors;
+    Ray sets the title; the raylet that started them is our child, so other Ray sessions are never touched)."""
     found = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
                 title = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-                if title.startswith("ray::ChildWorker") and _descends_from_us(int(entry)):
+                if title.startswith("ray::ImplicitFunc") and _descends_from_us(int(entry)):
                     found[int(entry)] = title.strip()
             except (OSError, ValueError, IndexError):
                 continue
@@ -89,13 +89,13 @@ def test_a_ray_worker_killed_during_a_trial_is_replaced_and_the_trial_retried(sq
     try:
 
         def training() -> bool:
-            busy = {p: t for p, t in _child_workers().items() if "run_epoch" in t}
+            busy = {p: t for p, t in _child_workers().items() if ".train" in t}  # inside a trial's train()
             snap = snapshot(sqlite_url, search_id)
             return bool(busy) and snap.search.trials_done >= 1 and any(t.status == "running" for t in snap.trials)
 
-        wait_for(training, 240, "a worker busy in run_epoch after one finished trial", poll_s=0.02)
+        wait_for(training, 240, "a worker busy training after one finished trial", poll_s=0.02)
         before = snapshot(sqlite_url, search_id).completed
-        victim = next(p for p, t in _child_workers().items() if "run_epoch" in t)
+        victim = next(p for p, t in _child_workers().items() if ".train" in t)
         os.kill(victim, signal.SIGKILL)
         wait_for(lambda: snapshot(sqlite_url, search_id).search.status != "running", 300, "search finished")
     finally:
