@@ -35,6 +35,12 @@ class Settings(BaseSettings):
     database_password_file: Path | None = Field(
         None, description="File holding the Postgres password (e.g. a mounted secret); used when no password is set."
     )
+    admin_key_file: Path | None = Field(
+        None,
+        description="File holding the admin API key, chosen by the operator (e.g. a mounted Kubernetes Secret): "
+        "serve stores it hashed and prints nothing; a changed file revokes the previous one. Default: serve makes "
+        "a key on first start and keeps it in <data_dir>/admin.key.",
+    )
     host: str = Field("127.0.0.1", description="API bind address.")
     port: int = Field(8000, description="API port.")
     ray_address: str | None = Field(None, description="Ray cluster to join (e.g. 'auto', 'ray://head:10001').")

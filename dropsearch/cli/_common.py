@@ -2,7 +2,8 @@
 
 Resolution rules of the client commands (``submit``, ``watch``, ``best``, ``list``, ``cancel``):
 
-- API key: ``--api-key`` > env ``DROPSEARCH_API_KEY`` > the file ``<data_dir>/admin.key`` written by ``serve``;
+- API key: ``--api-key`` > env ``DROPSEARCH_API_KEY`` > the file ``admin_key_file`` (the operator's) or
+  ``<data_dir>/admin.key`` (written by ``serve``);
 - URL: ``--url`` > env ``DROPSEARCH_URL`` > ``http://{settings.host}:{settings.port}``.
 
 Nothing here imports torch, Ray or httpx at import time: ``dropsearch --help`` stays fast.
@@ -59,7 +60,9 @@ UrlOpt = Annotated[
 ApiKeyOpt = Annotated[
     str | None,
     typer.Option(
-        "--api-key", envvar="DROPSEARCH_API_KEY", help="Bearer key. Default: the key file <data-dir>/admin.key."
+        "--api-key",
+        envvar="DROPSEARCH_API_KEY",
+        help="Bearer key. Default: the file of DROPSEARCH_ADMIN_KEY_FILE, else <data-dir>/admin.key.",
     ),
 ]
 DataDirOpt = Annotated[
@@ -99,7 +102,9 @@ def load_settings(**overrides: Any) -> Settings:
 
 
 def key_file(settings: Settings) -> Path:
-    """Where ``serve`` keeps the admin key: ``<data_dir>/admin.key``."""
+    """Where the admin key is: the operator's ``admin_key_file`` when set, else ``<data_dir>/admin.key``."""
+    if settings.admin_key_file is not None:
+        return Path(settings.admin_key_file)
     return Path(settings.data_dir) / KEY_FILE_NAME
 
 

@@ -15,9 +15,18 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dropsearch.cli._common import console, key_file, read_key_file, write_key_file
+from dropsearch.cli._common import (
+    EXIT_USAGE,
+    KEY_FILE_NAME,
+    console,
+    fail,
+    key_file,
+    read_key_file,
+    write_key_file,
+)
 
 if TYPE_CHECKING:
     from dropsearch.config import Settings
@@ -25,7 +34,10 @@ if TYPE_CHECKING:
     from dropsearch.store.db import Engine
 
 __all__ = [
+    "GENERATED_KEY_NAME",
+    "OPERATOR_KEY_NAME",
     "ApiServer",
+    "adopt_operator_key",
     "configure_logging",
     "ensure_admin_key",
     "interrupt_on_signals",
@@ -160,16 +172,25 @@ def make_runner(
     return Runner(settings, **kwargs)
 
 
+GENERATED_KEY_NAME = "dropsearch serve"  # the label of the admin keys ``serve`` makes
+OPERATOR_KEY_NAME = "admin_key_file"  # the label of the admin key read from the operator's file
+
+
 def ensure_admin_key(settings: Settings, engine: Engine) -> tuple[str, str | None]:
-    """The admin key of ``<data_dir>/admin.key``; made (and the file written, mode 0600) when missing or stale.
+    """The admin key: the operator's (``admin_key_file``), or ``<data_dir>/admin.key``, made when missing or stale.
+
+    Without ``admin_key_file`` a new key is made (and the file written, mode 0600) when the file is missing or its
+    key is not valid for this database. With it, see :func:`adopt_operator_key`.
 
     Returns:
-        ``(plain_key, why)``: ``why`` is ``None`` when the stored key was reused, else why a new one was made
-        (the caller shows a new key once).
+        ``(plain_key, why)``: ``why`` is ``None`` when an existing key is used (the stored one, or the operator's),
+        else why a new one was made (the caller reveals a new key only on a terminal).
     """
     from dropsearch.store.api_keys import authenticate, create_api_key
     from dropsearch.store.db import session_scope
 
+    if settings.admin_key_file is not None:
+        return adopt_operator_key(settings, engine), None
     path = key_file(settings)
     stored = read_key_file(path)
     if stored is not None:
@@ -180,6 +201,48 @@ def ensure_admin_key(settings: Settings, engine: Engine) -> tuple[str, str | Non
     else:
         why = "first start"
     with session_scope(engine) as session:
-        plain, _ = create_api_key(session=session, owner="admin", name="dropsearch serve", is_admin=True)
+        plain, _ = create_api_key(session=session, owner="admin", name=GENERATED_KEY_NAME, is_admin=True)
     write_key_file(path, plain)
     return plain, why
+
+
+def adopt_operator_key(settings: Settings, engine: Engine) -> str:
+    """Make the key in ``settings.admin_key_file`` the admin key; exit with a message naming the setting if it is bad.
+
+    The key is stored hashed under the label ``admin_key_file``; the same file again adds no row, a changed file
+    revokes the previous operator key. The admin keys ``serve`` made before (their plain keys may be in old logs)
+    are revoked, and a ``<data_dir>/admin.key`` holding one of them is removed.
+    """
+    from dropsearch.store.api_keys import adopt_api_key, authenticate, list_api_keys, revoke_api_key
+    from dropsearch.store.db import session_scope
+
+    path = Path(settings.admin_key_file)
+    where = f"admin_key_file (DROPSEARCH_ADMIN_KEY_FILE={path})"
+    try:
+        plain = read_key_file(path)
+    except (OSError, UnicodeDecodeError) as exc:
+        fail(f"{where}: cannot read the key: {type(exc).__name__}: {exc.strerror or exc}", EXIT_USAGE)
+    if plain is None:
+        fail(f"{where}: the file is missing or empty", EXIT_USAGE)
+    log = logging.getLogger(__name__)
+    try:
+        with session_scope(engine) as session:
+            record, revoked = adopt_api_key(
+                session=session, plain_key=plain, owner="admin", name=OPERATOR_KEY_NAME, is_admin=True
+            )
+            for generated in list_api_keys(session=session, owner="admin"):
+                if generated.name == GENERATED_KEY_NAME and revoke_api_key(session=session, key_id=generated.id):
+                    revoked.append(generated.id)
+    except ValueError as exc:
+        fail(f"{where}: {exc}", EXIT_USAGE)
+    log.info("admin key from admin_key_file: key id %d (prefix %s)", record.id, record.prefix)
+    if revoked:
+        log.info("revoked the admin keys made before the operator's key: ids %s", revoked)
+    old_file = Path(settings.data_dir) / KEY_FILE_NAME
+    stale = read_key_file(old_file) if old_file.is_file() else None
+    if stale is not None and stale != plain:
+        with session_scope(engine, read_only=True) as session:
+            if authenticate(session=session, plain_key=stale) is None:
+                old_file.unlink(missing_ok=True)
+                log.info("removed %s: its key is revoked", old_file)
+    return plain

@@ -1,14 +1,16 @@
 """``dropsearch serve``: the API (uvicorn, in-process), a runner with a local Ray, and SQLite in the data directory.
 
-Start-up order: settings -> migrations -> admin key (made and shown once, on first start) -> API -> runner ->
-URLs; then, with ``--demo``, the demo search is submitted through the API and watched live. Ctrl+C or SIGTERM
-stops the runner first (its leases are released, so a later runner resumes the searches) and then the API.
+Start-up order: settings -> migrations -> admin key (the operator's ``admin_key_file``, or made on first start and
+shown once, only when stdout is a terminal) -> API -> runner -> URLs; then, with ``--demo``, the demo search is
+submitted through the API and watched live. Ctrl+C or SIGTERM stops the runner first (its leases are released, so a
+later runner resumes the searches) and then the API.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -39,7 +41,28 @@ __all__ = ["DEMO_PATTERN_FILE", "run_demo", "serve"]
 DEMO_PATTERN_FILE = "demo-best-pattern.json"
 
 
+def _is_terminal() -> bool:
+    """Whether stdout is an interactive terminal (a container platform or a pipe keeps what is printed as logs)."""
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):  # replaced or closed stdout
+        return False
+
+
 def _show_key(key: str, path: Path, why: str) -> None:
+    """Show a new admin key once, on a terminal only; elsewhere say only where its file is."""
+    if not _is_terminal():
+        console.print(
+            Panel(
+                f"A new admin API key ({escape(why)}) is in {escape(str(path))} (mode 0600). It is not printed "
+                "because\nthe output is not a terminal (logs keep it); read the file on this machine, e.g.\n"
+                f'[dim]curl -H "Authorization: Bearer $(cat {escape(str(path))})" ...[/]',
+                title="admin API key",
+                border_style="green",
+                expand=False,
+            )
+        )
+        return
     console.print(
         Panel(
             f"[bold]{key}[/]\n\nShown only this once ({escape(why)}). The CLI reads it from {escape(str(path))} "
@@ -61,6 +84,7 @@ def _show_urls(base_url: str, settings: Settings, runner: bool) -> None:
     if os.environ.get("RAY_AUTH_MODE", "").lower() != "disabled":  # Ray >= 2.52 local clusters use token auth
         token_file = os.environ.get("RAY_AUTH_TOKEN_PATH") or "~/.ray/auth_token"
         lines.append(f"Ray token       in {token_file} (or run `ray get-auth-token`); the dashboard asks for it")
+    lines.append(f"admin key file  {key_file(settings).resolve()}")
     lines.append(f"data directory  {Path(settings.data_dir).resolve()}")
     console.print(Panel("\n".join(lines), title="dropsearch is serving", expand=False))
 

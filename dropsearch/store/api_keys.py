@@ -9,18 +9,31 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from dropsearch.store.models import KEY_PREFIX_LENGTH, MAX_NAME_LENGTH, ApiKeyModel, utcnow
 from dropsearch.store.records import ApiKeyRecord
 from dropsearch.store.searches import check_owner
 
-__all__ = ["KEY_PREFIX", "authenticate", "create_api_key", "hash_key", "list_api_keys", "revoke_api_key"]
+__all__ = [
+    "KEY_PREFIX",
+    "MIN_PROVIDED_KEY_LENGTH",
+    "adopt_api_key",
+    "authenticate",
+    "create_api_key",
+    "hash_key",
+    "list_api_keys",
+    "revoke_api_key",
+]
 
 KEY_PREFIX = "ds_"
+MIN_PROVIDED_KEY_LENGTH = 32  # a key chosen outside (an operator's secret) must be at least this long
+_TOKEN68 = re.compile(r"[A-Za-z0-9._~+/-]+=*")  # what an HTTP bearer credential may hold (RFC 6750 b64token)
 
 
 def hash_key(plain_key: str) -> str:
@@ -55,6 +68,76 @@ def create_api_key(*, session: Session, owner: str, name: str, is_admin: bool = 
     session.add(row)
     session.flush()
     return plain_key, ApiKeyRecord.from_model(row)
+
+
+def adopt_api_key(
+    *, session: Session, plain_key: str, owner: str, name: str, is_admin: bool = False
+) -> tuple[ApiKeyRecord, list[int]]:
+    """Make ``plain_key``, a key chosen outside (an operator's secret), the one active key of ``owner`` and ``name``.
+
+    The key is stored hashed like every key. Idempotent: when an active key of ``owner`` and ``name`` already has
+    this hash, it is returned and nothing changes (a restart with the same secret adds no row). Otherwise the other
+    active keys of ``owner`` and ``name`` (the previous secret) are revoked and the new key is stored. Safe when two
+    processes adopt the same key at once.
+
+    Args:
+        session: the caller's session.
+        plain_key: the key: at least 32 characters that may appear in a bearer header (letters, digits, ``-._~+/``,
+            trailing ``=``).
+        owner: who the key acts for.
+        name: the label that identifies the keys this call manages (e.g. ``"admin_key_file"``).
+        is_admin: whether the key may manage other keys. Default: ``False``
+
+    Returns:
+        ``(record, revoked_ids)``: the active key, and the ids of the keys revoked now.
+
+    Raises:
+        ValueError: the key is too short or has other characters, or its hash belongs to another key or to a
+            revoked key (a revoked secret is never brought back).
+    """
+    check_owner(owner)
+    if not isinstance(plain_key, str) or len(plain_key) < MIN_PROVIDED_KEY_LENGTH or len(plain_key) > 1024:
+        raise ValueError(f"the key must have {MIN_PROVIDED_KEY_LENGTH} to 1024 characters")
+    if not _TOKEN68.fullmatch(plain_key):
+        raise ValueError("the key may hold only letters, digits, '-', '.', '_', '~', '+', '/' and trailing '='")
+    digest = hash_key(plain_key)
+
+    def same() -> ApiKeyModel | None:
+        return session.scalars(
+            select(ApiKeyModel).where(ApiKeyModel.key_hash == digest).execution_options(populate_existing=True)
+        ).one_or_none()
+
+    row = same()
+    if row is None:
+        try:
+            with session.begin_nested():
+                row = ApiKeyModel(
+                    owner=owner,
+                    name=name,
+                    key_hash=digest,
+                    prefix=plain_key[:KEY_PREFIX_LENGTH],
+                    is_admin=bool(is_admin),
+                    created_at=utcnow(),
+                )
+                session.add(row)
+        except IntegrityError:  # another process stored the same key between the look-up and the insert
+            row = same()
+            if row is None:
+                raise
+    if row.revoked_at is not None:
+        raise ValueError(f"the key was revoked (key id {row.id}); provide a new one")
+    if (row.owner, row.name, bool(row.is_admin)) != (owner, name, bool(is_admin)):
+        raise ValueError(f"the key is already stored as another key (key id {row.id}); provide a new one")
+    previous = session.scalars(
+        select(ApiKeyModel.id).where(
+            ApiKeyModel.owner == owner,
+            ApiKeyModel.name == name,
+            ApiKeyModel.revoked_at.is_(None),
+            ApiKeyModel.id != row.id,
+        )
+    ).all()
+    revoked = [key_id for key_id in previous if revoke_api_key(session=session, key_id=key_id)]
+    return ApiKeyRecord.from_model(row), revoked
 
 
 def authenticate(*, session: Session, plain_key: str) -> ApiKeyRecord | None:

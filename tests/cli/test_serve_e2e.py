@@ -32,6 +32,7 @@ TINY = {
     "space": {"variants": ["bernoulli", "dropblock"]},
     "controller": {"name": "reinforce", "batch_size": 2},
     "budget": {"trials": 2, "epochs_per_trial": 1, "max_concurrent": 2, "early_stopping": "none"},
+    "validation": {"enabled": False},  # this test counts the search trials only
 }
 
 
@@ -56,7 +57,8 @@ def test_serve_demo_runs_the_demo_and_exits(tmp_path: Path) -> None:
     key_path = data / "admin.key"
     assert stat.S_IMODE(key_path.stat().st_mode) == 0o600
     key = key_path.read_text().strip()
-    assert key.startswith("ds_") and key in proc.stdout  # shown once, in the panel
+    assert key.startswith("ds_") and key not in proc.stdout + proc.stderr  # piped output: never the key...
+    assert "admin API key" in proc.stdout and "admin.key" in proc.stdout  # ...only where its file is
     document = json.loads((data / "demo-best-pattern.json").read_text())
     pattern = Pattern.from_dict(document)
     assert pattern.to_dict()["variant"] == document["variant"]
@@ -155,7 +157,7 @@ def test_serve_then_submit_watch_best_and_sigterm(tmp_path: Path) -> None:
     output = (tmp_path / "serve.log").read_text()
     assert code == 0, output[-4000:]
     assert "SIGTERM: stopping" in output and "stopped" in output
-    assert key in output and f"http://127.0.0.1:{port}/docs" in output  # the key (first start) and the URLs
+    assert key not in output and f"http://127.0.0.1:{port}/docs" in output  # the URLs, never the key (not a TTY)
 
     engine = make_engine(f"sqlite:///{(data / 'dropsearch.db').resolve()}")
     try:

@@ -71,3 +71,32 @@ def test_api_deployment_joins_the_head_service_and_sets_only_real_valid_settings
     assert [str(p) for p in settings.dataset_roots] == ["/datasets"]
     assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
     assert DOCS["Service"]["spec"]["selector"] == API["spec"]["selector"]["matchLabels"]
+
+
+def test_api_keeps_its_data_on_a_volume_claim_and_takes_the_admin_key_from_a_secret_file(monkeypatch):
+    pod = API["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    env = {e["name"]: e for e in container["env"]}
+
+    # The data directory survives restarts: a PersistentVolumeClaim of this manifest, not an emptyDir.
+    data = volumes[mounts[env["DROPSEARCH_DATA_DIR"]["value"]]["name"]]
+    claim = DOCS["PersistentVolumeClaim"]
+    assert "emptyDir" not in data and data["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"] and API["spec"]["strategy"]["type"] == "Recreate"
+
+    # The admin key is the operator's, read from a mounted Secret (never made, never printed, same on restart).
+    key_path = Path(env["DROPSEARCH_ADMIN_KEY_FILE"]["value"])
+    mount = mounts[str(key_path.parent)]
+    assert mount["readOnly"] is True
+    secret = volumes[mount["name"]]["secret"]
+    assert secret["secretName"] == "dropsearch-admin-key"
+    assert {"key": "admin_key", "path": key_path.name} in secret["items"]
+    assert secret["defaultMode"] & 0o007 == 0  # not world-readable
+    assert pod["securityContext"]["fsGroup"] == 1000 and secret["defaultMode"] & 0o040  # the image's user reads it
+    for key in list(os.environ):
+        if key.startswith("DROPSEARCH_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("DROPSEARCH_ADMIN_KEY_FILE", str(key_path))
+    assert Settings().admin_key_file == key_path
