@@ -19,23 +19,32 @@ __all__ = ["ChildActor", "Job", "JobResult", "run_jobs"]
 
 @dataclass(frozen=True)
 class Job:
-    """One child to train: a label (``(dataset, method, seed)``), its config and the bundle's object reference."""
+    """One child to train: a label (``(dataset, method, seed)``), its config and the bundle's object reference.
+
+    ``test``: after the last epoch, also evaluate the bundle's test split (``ChildTraining.evaluate_test``).
+    """
 
     key: tuple[str, str, int]
     config: ChildConfig
     bundle_ref: Any
+    test: bool = False
 
 
 @dataclass
 class JobResult:
-    """What a trained child reported: last-epoch search-half and final-half accuracy, cost, and every epoch."""
+    """What a trained child reported: last-epoch validation (search-half) and final-half accuracy, cost, every epoch.
+
+    ``final_accuracy`` is ``None`` for a dataset without a held-out domain; ``test_accuracy`` is set for a job
+    with ``test`` (the test split, evaluated once after the last epoch).
+    """
 
     key: tuple[str, str, int]
     val_accuracy: float
-    final_accuracy: float
+    final_accuracy: float | None
     epochs: int
     wall_s: float
     history: list[dict[str, Any]] = field(default_factory=list)
+    test_accuracy: float | None = None
 
 
 class ChildActor:
@@ -58,6 +67,10 @@ class ChildActor:
         """Train the current child one epoch; its metrics."""
         return self._child.run_epoch()
 
+    def test(self) -> dict[str, float]:
+        """The current child's ``test_loss`` and ``test_accuracy`` (its dataset's test split)."""
+        return self._child.evaluate_test()
+
     def release(self) -> None:
         """Drop the current child."""
         self._child = None
@@ -77,6 +90,7 @@ class _Slot:
     history: list[dict[str, Any]] = field(default_factory=list)
     started: float = 0.0
     starting: bool = False
+    testing: bool = False
 
 
 def run_jobs(
@@ -113,24 +127,32 @@ def run_jobs(
             if slot.starting:  # the child is built (and pre-trained): run its epochs
                 slot.starting, slot.ref = False, slot.worker.run_epoch.remote()
                 continue
-            slot.history.append(value)
-            if len(slot.history) < slot.job.config.epochs:
-                slot.ref = slot.worker.run_epoch.remote()
-                continue
+            test: dict[str, float] = {}
+            if slot.testing:
+                test, slot.testing = value, False
+            else:
+                slot.history.append(value)
+                if len(slot.history) < slot.job.config.epochs:
+                    slot.ref = slot.worker.run_epoch.remote()
+                    continue
+                if slot.job.test:  # evaluate the test split once, after the last epoch
+                    slot.ref, slot.testing = slot.worker.test.remote(), True
+                    continue
             last = slot.history[-1]
+            final = last.get("heldout_accuracy")
             result = JobResult(
                 key=slot.job.key,
                 val_accuracy=float(last["val_accuracy"]),
-                final_accuracy=float(last["heldout_accuracy"]),
+                final_accuracy=None if final is None else float(final),
                 epochs=slot.job.config.epochs + slot.job.config.pretrain_epochs,
                 wall_s=time.perf_counter() - slot.started,
                 history=slot.history,
+                test_accuracy=test.get("test_accuracy"),
             )
             results[index_of[id(slot)]] = result
-            log(
-                f"  {result.key}: search-half {result.val_accuracy:.4f} final-half {result.final_accuracy:.4f} "
-                f"({result.wall_s:.1f} s)"
-            )
+            shown = {"final-half": result.final_accuracy, "test": result.test_accuracy}
+            extra = " ".join(f"{k} {v:.4f}" for k, v in shown.items() if v is not None)
+            log(f"  {result.key}: validation {result.val_accuracy:.4f} {extra} ({result.wall_s:.1f} s)")
             slot.worker.release.remote()
             slot.job, slot.ref = None, None
     finally:
