@@ -1,9 +1,12 @@
 """A search's trials as one CSV table: one row per trial, per-site rates and per-epoch metrics flattened.
 
-Columns, in order: ``index, id, status, attempt, kind, variant, tokens, rate.<site>...``, ``param.<name>...``,
-``reward, epochs, epoch_<n>.<metric>...``, ``created_at, started_at, finished_at, wall_s, node, error``.
+Columns, in order: ``index, id, status, attempt, kind, arm, seed, variant, tokens, rate.<site>...``,
+``param.<name>...``, ``reward, epochs, epoch_<n>.<metric>...``, ``created_at, started_at, finished_at, wall_s, node,
+error``.
 
-- ``kind`` is the trial's arm (empty for an ordinary search trial; reserved for validation arms);
+- ``kind`` is ``search`` (a trial the controller proposed) or ``validation`` (a re-training of the validation stage,
+  index 1000000 and up); ``arm`` and ``seed`` are a validation run's arm (e.g. ``search-1``, ``none``) and training
+  seed (empty for a search trial);
 - ``tokens`` is the controller's decision list as JSON;
 - ``rate.<site>`` is the pattern's rate at each dropout site (empty where a trial's pattern lacks the site);
 - ``epoch_<n>.<metric>`` is the value reported at epoch ``n`` (1-based, as stored), e.g. ``epoch_3.val_accuracy``;
@@ -27,7 +30,7 @@ from dropsearch.store.records import TrialRecord
 __all__ = ["CSV_MEDIA_TYPE", "file_stem", "trial_rows", "trials_csv"]
 
 CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
-_HEAD = ("index", "id", "status", "attempt", "kind", "variant", "tokens")
+_HEAD = ("index", "id", "status", "attempt", "kind", "arm", "seed", "variant", "tokens")
 _TAIL = ("created_at", "started_at", "finished_at", "wall_s", "node", "error")
 _UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -84,7 +87,7 @@ def trial_rows(trials: Sequence[TrialRecord]) -> tuple[list[str], list[list[Any]
     for t in trials:
         pattern, rates, reported = t.pattern or {}, _sites(t), _epochs(t)
         values = pattern.get("params") or {}
-        row = [t.index, t.id, t.status, t.attempt, "", pattern.get("variant"), list(t.tokens)]
+        row = [t.index, t.id, t.status, t.attempt, t.kind, t.arm, t.seed, pattern.get("variant"), list(t.tokens)]
         row += [rates.get(s) for s in sites]
         row += [values.get(p) for p in params]
         row += [t.reward, len({e for e, _ in reported})]

@@ -1,4 +1,4 @@
-"""PNG pictures: reward per trial with its best-so-far curve, and a trial's dropout masks.
+"""PNG pictures: reward per trial with its best-so-far curve (and the validation arms), and a trial's dropout masks.
 
 matplotlib is imported lazily, through its object-oriented API and the Agg canvas (no pyplot, no global backend,
 safe in worker threads). :func:`mask_png` imports torch lazily to sample the real masks of the regularizers: each
@@ -13,7 +13,7 @@ from typing import Any
 
 from dropsearch.store.records import TrialRecord
 
-__all__ = ["MASK_SIDE", "MAX_MASK_SITES", "best_so_far", "mask_png", "reward_plot_png"]
+__all__ = ["MASK_SIDE", "MAX_MASK_SITES", "best_so_far", "mask_png", "reward_plot_png", "validation_bars"]
 
 MASK_SIDE = 32  #: side of the feature map on which conv masks are drawn
 MAX_MASK_SITES = 8  #: at most this many sites are drawn
@@ -45,11 +45,65 @@ def best_so_far(rewards: Sequence[float], *, mode: str = "max") -> list[float]:
     return out
 
 
-def reward_plot_png(trials: Sequence[TrialRecord], *, mode: str = "max", title: str = "", metric: str = "") -> bytes:
-    """Reward of each rewarded trial by index (dots) and the best reward so far (step line), as PNG bytes."""
-    rewarded = sorted((t for t in trials if t.reward is not None), key=lambda t: t.index)
+def validation_bars(validation: Mapping[str, Any] | None) -> list[tuple[str, float, float, float, str]]:
+    """The validation arms with a mean, as ``(name, mean, low, high, role)`` for error bars (mean ± sd).
+
+    ``role`` is ``"chosen"``, ``"baseline"`` or ``"search"``; an arm with one seed (no sd) gets ``low == high``.
+    Arms without a mean yet are left out. Order: the report's.
+    """
+    out = []
+    for arm in (validation or {}).get("arms") or []:
+        mean = arm.get("mean")
+        if mean is None:
+            continue
+        sd = arm.get("sd") or 0.0
+        role = "chosen" if arm.get("name") == validation.get("chosen") else str(arm.get("origin", "search"))
+        out.append((str(arm.get("name")), float(mean), float(mean) - sd, float(mean) + sd, role))
+    return out
+
+
+def _draw_validation(axes: Any, bars: list[tuple[str, float, float, float, str]]) -> None:
+    """Validation arms side by side: mean (marker) and ± sd (error bar), the chosen arm as a star."""
+    colors = {"chosen": "tab:red", "baseline": "tab:gray", "search": "tab:green"}
+    for x, (_name, mean, low, high, role) in enumerate(bars):
+        axes.errorbar(
+            [x],
+            [mean],
+            yerr=[[mean - low], [high - mean]],
+            fmt="*" if role == "chosen" else ("s" if role == "baseline" else "o"),
+            markersize=10 if role == "chosen" else 6,
+            color=colors.get(role, "tab:green"),
+            capsize=4,
+        )
+    axes.set_xticks(range(len(bars)), [b[0] for b in bars], rotation=30, ha="right", fontsize=7)
+    axes.set_xlim(-0.6, len(bars) - 0.4)
+    axes.set_title("validation: mean ± sd", fontsize=9)
+    axes.grid(True, axis="y", alpha=0.3)
+
+
+def reward_plot_png(
+    trials: Sequence[TrialRecord],
+    *,
+    mode: str = "max",
+    title: str = "",
+    metric: str = "",
+    validation: Mapping[str, Any] | None = None,
+) -> bytes:
+    """Reward of each rewarded search trial by index (dots) and the best reward so far (step line), as PNG bytes.
+
+    With a ``validation`` report (:mod:`dropsearch.search.validation_report`) that has arm means, a second panel
+    beside it (same reward axis) shows each arm's mean over its seeds with a ± sd error bar (see
+    :func:`validation_bars`); validation runs themselves are never drawn as trials.
+    """
+    rewarded = sorted((t for t in trials if t.reward is not None and t.kind == "search"), key=lambda t: t.index)
+    bars = validation_bars(validation)
     figure = _figure(7.0, 4.0)
-    axes = figure.add_subplot(1, 1, 1)
+    if bars:
+        grid = figure.add_gridspec(1, 2, width_ratios=[3, max(1, min(len(bars), 4))])
+        axes = figure.add_subplot(grid[0, 0])
+        _draw_validation(figure.add_subplot(grid[0, 1], sharey=axes), bars)
+    else:
+        axes = figure.add_subplot(1, 1, 1)
     if rewarded:
         xs = [t.index for t in rewarded]
         ys = [float(t.reward) for t in rewarded]

@@ -24,6 +24,7 @@ __all__ = [
     "search_links",
     "search_public",
     "trial_public",
+    "validation_table",
 ]
 
 
@@ -70,6 +71,11 @@ class SearchPublic(BaseModel):
     finished_at: datetime | None
     links: Links
     ray_dashboard_url: str
+    validation: dict[str, Any] | None = Field(
+        None,
+        description="the validation stage's report once it has one (per arm: mean, sd, n, results per seed and the "
+        "paired gap to each baseline with its 95% interval; the chosen arm and a conclusion sentence), else null",
+    )
 
 
 class SearchesPublic(BaseModel):
@@ -85,6 +91,9 @@ class TrialPublic(BaseModel):
     id: str
     search_id: str
     index: int
+    kind: str = Field("search", description="'search' (proposed by the controller) or 'validation' (a re-training)")
+    arm: str | None = Field(None, description="validation runs: the arm re-trained (e.g. 'search-1', 'none')")
+    seed: int | None = Field(None, description="validation runs: the training seed (the same for every arm)")
     status: str
     attempt: int
     tokens: list[Any]
@@ -166,6 +175,11 @@ def search_links(search_id: str) -> Links:
     )
 
 
+def validation_table(report: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The stored validation report without the chosen arm's ``pattern`` (``/best`` serves that), or ``None``."""
+    return None if report is None else {k: v for k, v in report.items() if k != "pattern"}
+
+
 def search_public(record: SearchRecord, *, ray_dashboard_url: str) -> SearchPublic:
     """The public view of a stored search."""
     return SearchPublic(
@@ -184,6 +198,7 @@ def search_public(record: SearchRecord, *, ray_dashboard_url: str) -> SearchPubl
         finished_at=record.finished_at,
         links=search_links(record.id),
         ray_dashboard_url=ray_dashboard_url,
+        validation=validation_table(record.validation),
     )
 
 
@@ -193,6 +208,9 @@ def trial_public(record: TrialRecord) -> TrialPublic:
         id=record.id,
         search_id=record.search_id,
         index=record.index,
+        kind=record.kind,
+        arm=record.arm,
+        seed=record.seed,
         status=record.status,
         attempt=record.attempt,
         tokens=record.tokens,

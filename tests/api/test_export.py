@@ -28,7 +28,9 @@ def check_csv_matches_json(text: str, trials: list[dict[str, Any]]) -> list[dict
     rows = list(csv.DictReader(io.StringIO(text, newline="")))
     assert [int(r["index"]) for r in rows] == [t["index"] for t in trials]
     for row, trial in zip(rows, trials, strict=True):
-        assert row["id"] == trial["id"] and row["status"] == trial["status"] and row["kind"] == ""
+        assert row["id"] == trial["id"] and row["status"] == trial["status"] and row["kind"] == trial["kind"]
+        assert row["arm"] == (trial["arm"] or "")
+        assert row["seed"] == ("" if trial["seed"] is None else str(trial["seed"]))
         assert int(row["attempt"]) == trial["attempt"]
         assert json.loads(row["tokens"]) == trial["tokens"]
         assert row["variant"] == trial["pattern"]["variant"]
@@ -67,7 +69,8 @@ def test_csv_has_every_trial_and_matches_json(sqlite_api: Api) -> None:
     assert response.headers["content-disposition"] == 'attachment; filename="csv-export-1-trials.csv"'
     rows = check_csv_matches_json(response.text, trials)
     header = next(csv.reader(io.StringIO(response.text)))
-    assert header[:7] == ["index", "id", "status", "attempt", "kind", "variant", "tokens"]
+    assert header[:9] == ["index", "id", "status", "attempt", "kind", "arm", "seed", "variant", "tokens"]
+    assert {r["kind"] for r in rows} == {"search"}
     assert "epoch_2.val_accuracy" in header and header.index("epoch_0.loss") < header.index("epoch_2.val_accuracy")
     assert rows[0]["epoch_1.val_accuracy"] == "" and rows[1]["epoch_2.val_accuracy"] != ""
 

@@ -12,7 +12,7 @@ from dropsearch.api.deps import CurrentKey, ReadSessionDep, SessionDep, StateDep
 from dropsearch.api.events_stream import search_event_stream
 from dropsearch.api.plots import reward_plot_png
 from dropsearch.api.policy import check_spec
-from dropsearch.api.schemas import ErrorPublic, SearchesPublic, SearchPublic, search_public
+from dropsearch.api.schemas import ErrorPublic, SearchesPublic, SearchPublic, search_public, validation_table
 from dropsearch.api.warm_start import check_warm_start, copy_warm_start
 from dropsearch.search.spec import SearchSpec, validation_trials
 from dropsearch.store.db import session_scope
@@ -255,7 +255,7 @@ def _validated_best(record: Any, validation: dict[str, Any], provenance: dict[st
         "arm": chosen["name"],
         "created_at": record.updated_at.isoformat(),
     }
-    document["validation"] = {k: v for k, v in validation.items() if k != "pattern"}
+    document["validation"] = validation_table(validation)
     return document
 
 
@@ -266,10 +266,12 @@ def _validated_best(record: Any, validation: dict[str, Any], provenance: dict[st
     summary="Reward per trial and best so far",
 )
 def plot_search(search_id: str, key: CurrentKey, state: StateDep) -> Response:
-    """A PNG of each finished trial's reward and the best-so-far curve."""
+    """A PNG of each finished search trial's reward, the best-so-far curve and the validation arms (mean ± sd)."""
     with session_scope(state.engine, read_only=True) as session:  # closed before the (slow) drawing
         record = search_or_404(session, key.owner, search_id)
         trials = list_trials(session=session, search_id=search_id, limit=None).items
     metric = (record.spec.get("objective") or {}).get("metric", "")
-    png = reward_plot_png(trials, mode=record.objective_mode, title=record.name or record.id, metric=metric)
+    png = reward_plot_png(
+        trials, mode=record.objective_mode, title=record.name or record.id, metric=metric, validation=record.validation
+    )
     return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
