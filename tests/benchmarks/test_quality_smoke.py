@@ -1,4 +1,8 @@
-"""The quality study (``python -m benchmarks.quality``): its statistics, its data split, and a tiny end-to-end run."""
+"""The quality study (``python -m benchmarks.quality``): its statistics, its data split, and tiny end-to-end runs.
+
+The MNIST-1D study (the default) at its tiny size submits a 4-trial search over HTTP to an in-process service and
+re-trains and tests its patterns; the earlier digits study (``--study digits``) runs at its tiny size too.
+"""
 
 import json
 import math
@@ -14,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.quality.data import load_quality_digits, load_quality_rotated  # noqa: E402
+from benchmarks.quality.mnist1d_report import gap_rows, mnist1d_tables, winners_curse  # noqa: E402
 from benchmarks.quality.stats import mean_sd, paired_gap, trials_to_threshold  # noqa: E402
 
 
@@ -59,7 +64,7 @@ def test_search_and_final_halves_are_disjoint_balanced_and_fixed_by_data_seed(lo
 @pytest.mark.slow
 def test_tiny_study_runs_end_to_end_and_writes_every_output(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "benchmarks.quality", "--size", "tiny", "--out", str(tmp_path)]
+    cmd = [sys.executable, "-m", "benchmarks.quality", "--study", "digits", "--size", "tiny", "--out", str(tmp_path)]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=400)
     assert proc.returncode == 0, proc.stderr[-3000:]
     doc = json.loads((tmp_path / "quality.json").read_text())
@@ -84,3 +89,88 @@ def test_tiny_study_runs_end_to_end_and_writes_every_output(tmp_path):
     assert "larger than noise?" in tables and "trials to threshold" in tables
     for name in ("reward_vs_trials.png", "mask_rotated_reinforce.png", "mask_digits_random.png"):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _entry(val, test, seeds=(0, 1, 2)):
+    entry = {"pattern": {"variant": "bernoulli"}, "seeds": list(seeds), "val": val, "test": test}
+    return {**entry, "wall_s": [1.0], "epochs": 60}
+
+
+def test_mnist1d_gaps_and_winners_curse_match_hand_computation():
+    doc = {
+        "size": {"test_seeds": [0, 1, 2]},
+        "best_grid": "bernoulli-0.3",
+        "methods": {
+            "none": _entry([0.60, 0.62, 0.61], [0.66, 0.67, 0.68]),
+            "bernoulli-0.3": _entry([0.65, 0.66, 0.64], [0.70, 0.72, 0.71]),
+            "validated-reinforce": _entry([0.64, 0.66, 0.65], [0.71, 0.70, 0.73], seeds=(2, 0, 1)),
+            "top-reinforce": {"same_as": "none"},
+        },
+        "searches": {
+            "reinforce": {
+                "top": {"index": 5, "reward": 0.70, "pattern": {"variant": "none"}},
+                "validation": {
+                    "chosen": "search-1",
+                    "arms": [
+                        {
+                            "name": "search-1",
+                            "origin": "search",
+                            "pattern": {"variant": "gsnr"},
+                            "n": 3,
+                            "mean": 0.68,
+                            "sd": 0.01,
+                            "search_reward": 0.69,
+                            "gaps": {},
+                        }
+                    ],
+                },
+                "trials": [],
+                "validation_runs": [],
+                "child_epochs": 0,
+                "wall_s": 60.0,
+            }
+        },
+    }
+    rows = {(r["a"], r["b"]): r for r in gap_rows(doc)}
+    # validated is paired by seed: seeds (2, 0, 1) -> test per seed 0: 0.70, 1: 0.73, 2: 0.71
+    g = rows[("validated-reinforce", "none")]
+    gaps = [0.70 - 0.66, 0.73 - 0.67, 0.71 - 0.68]  # 0.04, 0.06, 0.03
+    assert g["gap"] == pytest.approx(sum(gaps) / 3)
+    sd = math.sqrt(sum((x - sum(gaps) / 3) ** 2 for x in gaps) / 2)
+    assert g["se"] == pytest.approx(sd / math.sqrt(3))
+    assert g["better"] and not g["worse"]  # 0.0433 > 2 * 0.0088
+    assert rows[("top-reinforce", "none")]["same"]  # an alias of the same pattern: gap 0 by construction
+    assert not rows[("validated-reinforce", "bernoulli-0.3")]["better"]
+    curse = {(r["pattern"], r["selection"]): r["curse"] for r in winners_curse(doc)}
+    assert curse[("raw top search trial", "search reward (1 child)")] == pytest.approx(0.70 - 0.61)
+    assert curse[("validated arm `search-1`", "validation-stage mean (3 seeds)")] == pytest.approx(0.68 - 0.65)
+    assert curse[("validated arm `search-1`", "its search reward (1 child)")] == pytest.approx(0.69 - 0.65)
+    tables = mnist1d_tables({**doc, "split": {}, "phases": {}, "wall_s": 60.0})
+    assert "| validated-reinforce − none | +4.33 |" in tables and "better beyond noise" in tables
+
+
+@pytest.mark.slow
+def test_tiny_mnist1d_study_goes_through_the_service_and_tests_every_method(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "benchmarks.quality", "--size", "tiny", "--out", str(tmp_path)]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    doc = json.loads((tmp_path / "mnist1d.json").read_text())
+    size = doc["size"]
+    assert doc["split"] == {"train": 400, "validation": 800, "test": 1000, "split_seed": size["search_seed"]}
+    run = doc["searches"]["reinforce"]
+    assert run["status"] == "succeeded" and len(run["trials"]) == size["trials"]
+    assert all(t["index"] >= 1_000_000 for t in run["validation_runs"]) and run["validation_runs"]
+    assert run["top"]["reward"] == max(t["reward"] for t in run["trials"] if t["reward"] is not None)
+    best = run["best"]
+    assert best["provenance"]["validated"] is True and best["validation"]["chosen"] == best["provenance"]["arm"]
+    expected = {"none", "validated-reinforce", "top-reinforce"} | {f"bernoulli-{r:g}" for r in size["grid"]}
+    assert set(doc["methods"]) == expected and doc["best_grid"] in expected
+    for entry in doc["methods"].values():
+        if "same_as" in entry:
+            assert entry["same_as"] in doc["methods"]
+            continue
+        assert entry["seeds"] == size["test_seeds"] and entry["epochs"] == size["epochs"]
+        assert all(0.0 <= v <= 1.0 for v in entry["val"] + entry["test"])
+    tables = (tmp_path / "mnist1d_tables.md").read_text()
+    assert "Paired gaps on test accuracy" in tables and "Winner's curse" in tables
