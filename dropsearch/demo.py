@@ -1,7 +1,8 @@
 """The demo search that ``dropsearch serve --demo`` (and ``./scripts/demo``) submits.
 
 A small convnet on scikit-learn's 8x8 digits, searched over five dropout variants by the REINFORCE controller with
-ASHA early stopping, sized to finish in a few minutes on two CPU cores. Two environment variables shrink it further
+ASHA early stopping, then a small validation stage (the 2 best patterns and no dropout, 2 paired seeds each), sized
+to finish in a few minutes on two CPU cores. Two environment variables shrink it further
 (the end-to-end tests and CI use them): ``DROPSEARCH_DEMO_TRIALS`` and ``DROPSEARCH_DEMO_EPOCHS``.
 
 Example::
@@ -36,6 +37,8 @@ DEMO_SPEC: dict[str, Any] = {
     "budget": {"trials": 16, "epochs_per_trial": 10, "max_concurrent": 2, "early_stopping": "asha"},
     "resources": {"cpus_per_trial": 1, "gpus_per_trial": 0, "workers_per_trial": 1},
     "objective": {"metric": "val_accuracy", "mode": "max"},
+    # the validation stage: the 2 best patterns and no dropout re-trained with 2 paired seeds each
+    "validation": {"top_k": 2, "seeds": 2},
     "seed": 0,
 }
 
