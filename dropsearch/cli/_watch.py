@@ -3,8 +3,9 @@
 The view follows the search's server-sent events (:meth:`dropsearch.client.Client.events`) until ``end``; each
 event only says *that* something changed, and the view re-reads the search and its trials through the API (at
 most a few times a second), so it does not depend on the payload of any event kind. On a terminal it is a Rich
-live display (progress bar, trials table, best so far); elsewhere (CI logs, pipes) it prints one line per event
-and the final table.
+live display (progress bar, trials table, best so far, and the validation stage's table once it has one; validation
+runs are marked with their arm and seed); elsewhere (CI logs, pipes) it prints one line per event and the final
+view.
 """
 
 from __future__ import annotations
@@ -53,9 +54,20 @@ def _styled(status: str) -> str:
     return f"[{_STATUS_STYLE.get(status, 'white')}]{escape(status)}[/]"
 
 
+def _run(trial: dict[str, Any]) -> str:
+    """What a trial is: ``search``, or ``validation <arm> seed <seed>`` for a re-training of the validation stage."""
+    if trial.get("kind", "search") != "validation":
+        return "search"
+    return f"validation {escape(str(trial.get('arm')))} seed {trial.get('seed')}"
+
+
 def _trials_table(trials: list[dict[str, Any]], best_id: str | None) -> Table:
     table = Table(expand=False, title_justify="left")
-    for name, justify in (("#", "right"), ("variant", "left"), ("status", "left"), ("epochs", "right")):
+    validation = any(t.get("kind") == "validation" for t in trials)
+    columns = [("#", "right"), ("variant", "left"), ("status", "left"), ("epochs", "right")]
+    if validation:
+        columns.insert(1, ("run", "left"))
+    for name, justify in columns:
         table.add_column(name, justify=justify)
     table.add_column("reward", justify="right")
     table.add_column("node", overflow="fold")
@@ -65,8 +77,10 @@ def _trials_table(trials: list[dict[str, Any]], best_id: str | None) -> Table:
     for trial in shown:
         variant = (trial.get("pattern") or {}).get("variant", "-")
         mark = " *" if trial["id"] == best_id else ""
+        run = [_run(trial)] if validation else []
         table.add_row(
             str(trial["index"]),
+            *run,
             escape(str(variant)) + mark,
             _styled(trial["status"]),
             str(len(trial.get("metrics") or [])),
@@ -97,6 +111,10 @@ def render_search(search: dict[str, Any], trials: list[dict[str, Any]]) -> Rende
         best_line = f"best so far: [bold]{_fmt(search.get('best_reward'))}[/] (trial {best['index']}, {variant})"
     parts: list[RenderableType] = [header, progress, _trials_table(trials, search.get("best_trial_id"))]
     parts.append(best_line)
+    if search.get("validation"):
+        from dropsearch.cli._validation import validation_view
+
+        parts.append(validation_view(search["validation"]))
     if search.get("error"):
         parts.append(f"[red]error: {escape(str(search['error']))}[/]")
     return Group(*parts)
@@ -106,8 +124,10 @@ def _event_line(event: dict[str, Any]) -> str:
     data = event.get("data")
     if not isinstance(data, dict):
         return f"{event['event']}"
-    keys = ("index", "status", "epoch", "reward", "variant", "node", "updates", "error")
+    keys = ("index", "kind", "arm", "seed", "status", "epoch", "reward", "variant", "node", "updates", "error")
     shown = ", ".join(f"{k}={data[k]}" for k in keys if data.get(k) is not None)
+    if isinstance(data.get("validation"), dict):  # validation_updated: the chosen arm so far, not the whole report
+        shown = f"final={data.get('final')}, chosen={data['validation'].get('chosen')}"
     return f"{event['event']}" + (f" ({shown})" if shown else "")
 
 

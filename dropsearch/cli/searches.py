@@ -127,16 +127,26 @@ def best(
     api_key: ApiKeyOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
-    """Download the best pattern of a search (JSON; use it with dropsearch.apply)."""
+    """Download the best pattern of a search (JSON; use it with dropsearch.apply).
+
+    Once the search's validation stage has a result, the best pattern is the validated arm's; its table (mean ± sd
+    per arm, the paired gap to each baseline with its 95% interval) and conclusion are printed first, on stderr.
+    """
     client = make_client(url, api_key, data_dir)
     with client, api_errors(client.base_url):
         pattern = client.best(search_id, path=output)
+    if pattern.get("validation"):
+        from dropsearch.cli._validation import validation_view
+
+        err_console.print(validation_view(pattern["validation"]))
     if output is None:
         typer.echo(json.dumps(pattern, indent=2))
         return
     provenance = pattern.get("provenance") or {}
+    arm = escape(str(provenance.get("arm")))
+    validated = f" (validated arm {arm}, mean over its seeds)" if provenance.get("validated") else ""
     err_console.print(
-        f"best pattern of search {search_id}: variant [bold]{escape(str(pattern.get('variant')))}[/], "
+        f"best pattern of search {search_id}{validated}: variant [bold]{escape(str(pattern.get('variant')))}[/], "
         f"{len(pattern.get('sites') or [])} site(s), {provenance.get('metric', 'reward')} "
         f"{provenance.get('reward')} -> {escape(str(output))}"
     )
@@ -182,6 +192,7 @@ def cancel(search_id: SearchIdArg, url: UrlOpt = None, api_key: ApiKeyOpt = None
         search = client.cancel(search_id)
     note = "" if search["status"] == "cancelled" else " (cancel requested; the runner stops its trials)"
     console.print(f"search {search_id}: {search['status']}{note}")
+
 
 def resume(search_id: SearchIdArg, url: UrlOpt = None, api_key: ApiKeyOpt = None, data_dir: DataDirOpt = None) -> None:
     """Resume a failed or cancelled search; its finished trials are kept, the rest run."""
