@@ -34,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", choices=sorted(set(SIZES) | set(MNIST1D_SIZES)), default="default")
     parser.add_argument("--full", action="store_true", help="digits study: same as --size full")
     parser.add_argument("--controllers", default=None, help="mnist1d study: comma-separated, e.g. reinforce,random")
+    parser.add_argument("--early-stopping", default=None, help="mnist1d study: the searches' budget.early_stopping")
+    parser.add_argument("--reuse-baselines", type=Path, default=None, help="mnist1d study: an earlier mnist1d.json")
     parser.add_argument("--out", type=Path, default=Path("docs/results"))
     parser.add_argument("--report-only", type=Path, default=None, help="redraw from an existing JSON document")
     args = parser.parse_args(argv)
@@ -75,14 +77,20 @@ def _mnist1d(args: argparse.Namespace, argv: list[str] | None, log) -> int:
     import dataclasses
     import tempfile
 
-    from benchmarks.quality.mnist1d import run_mnist1d_study
+    from benchmarks.quality.mnist1d import reusable_baselines, run_mnist1d_study
 
     if args.size not in MNIST1D_SIZES or args.full:
         raise SystemExit(f"--size: the mnist1d study has sizes {', '.join(sorted(MNIST1D_SIZES))}")
     size = MNIST1D_SIZES[args.size]
     if args.controllers:
         size = dataclasses.replace(size, controllers=tuple(c.strip() for c in args.controllers.split(",")))
-    doc = run_mnist1d_study(size, args.out / "mnist1d.json", Path(tempfile.mkdtemp(prefix="quality-mnist1d-")), log=log)
+    if args.early_stopping:
+        size = dataclasses.replace(size, early_stopping=args.early_stopping)
+    baselines = None
+    if args.reuse_baselines is not None:
+        baselines = reusable_baselines(size, json.loads(args.reuse_baselines.read_text()))
+    workdir = Path(tempfile.mkdtemp(prefix="quality-mnist1d-"))
+    doc = run_mnist1d_study(size, args.out / "mnist1d.json", workdir, log=log, baselines=baselines)
     doc["command"] = "python -m benchmarks.quality " + " ".join(argv if argv is not None else sys.argv[1:])
     (args.out / "mnist1d.json").write_text(json.dumps(doc, indent=1, default=str))
     (args.out / "mnist1d_tables.md").write_text(mnist1d_tables(doc))

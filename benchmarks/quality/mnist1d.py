@@ -205,10 +205,32 @@ def _best_grid(methods: dict[str, Any]) -> str:
     return max(grid, key=lambda m: statistics.fmean(grid[m]["val"]))
 
 
+def reusable_baselines(size: Mnist1dSize, earlier: dict[str, Any]) -> dict[str, Any]:
+    """The baselines (no dropout, grid rates) of an earlier run with the same child, split and test seeds.
+
+    Raises:
+        ValueError: naming the first setting that differs (the re-trainings would not be paired).
+    """
+    mine, theirs = size.to_dict(), earlier["size"]
+    for key in ("hidden", "dataset_params", "epochs", "batch_size", "lr", "search_seed", "test_seeds", "grid"):
+        if json.loads(json.dumps(mine[key])) != theirs[key]:
+            raise ValueError(f"cannot reuse the baselines: {key} differs ({theirs[key]} there, {mine[key]} here)")
+    names = ["none", *(f"bernoulli-{rate:g}" for rate in size.grid)]
+    return {name: earlier["methods"][name] for name in names}
+
+
 def run_mnist1d_study(
-    size: Mnist1dSize, out_json: Path, workdir: Path, *, log: Callable[[str], None] = print
+    size: Mnist1dSize,
+    out_json: Path,
+    workdir: Path,
+    *,
+    log: Callable[[str], None] = print,
+    baselines: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Run the study; the JSON document is rewritten after every phase (partial results survive)."""
+    """Run the study; the JSON document is rewritten after every phase (partial results survive).
+
+    ``baselines``: already trained baselines (:func:`reusable_baselines`), not trained again.
+    """
     import ray
 
     from benchmarks.quality.study import machine_info
@@ -220,7 +242,8 @@ def run_mnist1d_study(
     # max_concurrent and the pools cap the real concurrency.
     ensure_ray(None, num_cpus=64)
     doc: dict[str, Any] = {"study": "mnist1d", "size": size.to_dict(), "machine": machine_info(), "phases": {}}
-    doc["searches"], doc["methods"], doc["specs"] = {}, {}, {}
+    doc["searches"], doc["methods"], doc["specs"] = {}, dict(baselines or {}), {}
+    doc["reused_baselines"] = sorted(baselines or {})
     prepared = prepare_search(SearchSpec.model_validate(search_spec(size, size.controllers[0])))
     bundle_ref = ray.put(prepared.bundle)
     doc["split"] = {
