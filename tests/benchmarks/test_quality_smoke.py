@@ -174,3 +174,23 @@ def test_tiny_mnist1d_study_goes_through_the_service_and_tests_every_method(tmp_
         assert all(0.0 <= v <= 1.0 for v in entry["val"] + entry["test"])
     tables = (tmp_path / "mnist1d_tables.md").read_text()
     assert "Paired gaps on test accuracy" in tables and "Winner's curse" in tables
+
+
+def test_reusable_baselines_only_from_a_run_with_the_same_child_split_and_seeds():
+    import dataclasses
+
+    from benchmarks.quality.mnist1d import MNIST1D_SIZES, reusable_baselines
+
+    size = MNIST1D_SIZES["tiny"]
+    earlier = {
+        "size": json.loads(json.dumps(size.to_dict())),
+        "methods": {"none": {"a": 1}, "bernoulli-0.1": {"b": 2}, "bernoulli-0.5": {"c": 3}, "validated-x": {}},
+    }
+    assert reusable_baselines(size, earlier) == {
+        k: earlier["methods"][k] for k in ("none", "bernoulli-0.1", "bernoulli-0.5")
+    }
+    # the searches may differ (scheduler, controllers) ...
+    assert reusable_baselines(dataclasses.replace(size, early_stopping="none", trials=9), earlier)
+    # ... but not the children or their seeds
+    with pytest.raises(ValueError, match="test_seeds differs"):
+        reusable_baselines(dataclasses.replace(size, test_seeds=(1, 2)), earlier)
