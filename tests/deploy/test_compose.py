@@ -193,7 +193,7 @@ def test_dockerfile_builds_cpu_torch_by_default_and_takes_a_cuda_base_as_a_build
     assert re.search(r"^ARG BASE=python:3\.\d+-slim", text, re.M) and "FROM ${BASE}" in text
     assert "ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu" in text and "ARG TORCH_VERSION=2.13.0" in text
     assert '"torch==${TORCH_VERSION}" --index-url "${TORCH_INDEX}"' in text
-    assert 'pip install ".[postgres]"' in text  # psycopg for DROPSEARCH_DATABASE_URL=postgresql+psycopg://
+    assert 'pip install ".[service,postgres]"' in text  # the service extra; psycopg for postgresql+psycopg://
     entrypoint = ROOT / "deploy" / "docker" / "entrypoint.sh"
     assert f"COPY {entrypoint.relative_to(ROOT)} " in text and os.access(entrypoint, os.X_OK)
     assert 'ray start --address="${RAY_JOIN_ADDRESS}" --num-cpus=0 --num-gpus=0' in entrypoint.read_text()
