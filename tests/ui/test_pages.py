@@ -123,7 +123,7 @@ def test_markup_is_accessible(name: str) -> None:
     assert headers and all(attrs.get("scope") == "col" for attrs in headers)
     if name == "search.html":
         sortable = [attrs for attrs in headers if "data-key" in attrs]
-        assert len(sortable) == 8 and all(attrs.get("aria-sort") in ("ascending", "none") for attrs in sortable)
+        assert len(sortable) == 9 and all(attrs.get("aria-sort") in ("ascending", "none") for attrs in sortable)
         charts = [attrs for tag, attrs, _ in elements if tag == "svg"]
         assert len(charts) == 5 and all(a.get("role") == "img" and a.get("aria-labelledby") for a in charts)
     assert any(tag == "main" for tag, _, _ in elements)

@@ -1,4 +1,5 @@
-/* One search, followed live: progress, charts, best masks, a sortable trial table, download and cancel. */
+/* One search, followed live: progress, charts, the validation stage, best masks, a sortable trial table, download
+   and cancel. */
 "use strict";
 
 (() => {
@@ -12,6 +13,9 @@
   const mode = () => ((state.search && state.search.spec.objective) || {}).mode || "max";
   const metric = () => ((state.search && state.search.spec.objective) || {}).metric || "reward";
   const say = (text) => { DS.byId("live-log").textContent = text; };
+  const isSearchTrial = (t) => (t.kind || "search") === "search";
+  const searchTrials = () => state.trials.filter(isSearchTrial);
+  const runLabel = (t) => (isSearchTrial(t) ? "search" : `validation · ${t.arm} · seed ${t.seed}`);
 
   function rateOf(pattern) {
     if (!pattern) return null;
@@ -24,6 +28,7 @@
 
   const columns = {
     index: (t) => t.index,
+    run: (t) => runLabel(t),
     variant: (t) => (t.pattern ? t.pattern.variant : null),
     rate: (t) => rateOf(t.pattern),
     reward: (t) => t.reward,
@@ -75,8 +80,13 @@
     DS.byId("trials-table").querySelector("tbody").replaceChildren(...rows.map((t) => {
       const reward = [DS.fmt(t.reward)];
       if (t.id === best) reward.push(DS.el("span", { className: "best-mark", text: " best" }));
-      return DS.el("tr", { "data-index": t.index, "data-trial-id": t.id, className: t.id === best ? "best" : null }, [
+      const validation = !isSearchTrial(t);
+      const attrs = { "data-index": t.index, "data-trial-id": t.id, "data-kind": t.kind || "search" };
+      if (validation) Object.assign(attrs, { "data-arm": t.arm, "data-seed": t.seed });
+      attrs.className = t.id === best ? "best" : (validation ? "validation-run" : null);
+      return DS.el("tr", attrs, [
         DS.el("th", { scope: "row", className: "num", text: t.index }),
+        DS.el("td", { text: runLabel(t) }),
         DS.el("td", { text: columns.variant(t) || "–" }),
         DS.el("td", { className: "num", text: DS.fmt(rateOf(t.pattern), 3) }),
         DS.el("td", { className: "num" }, reward),
@@ -95,27 +105,35 @@
 
   function renderCurves() {
     const select = DS.byId("curve-metric");
-    const names = DSCurves.metricNames(state.trials, metric());
+    const names = DSCurves.metricNames(searchTrials(), metric());
     if (select.options.length !== names.length || names.some((n, i) => select.options[i].value !== n)) {
       const chosen = select.value;
       select.replaceChildren(...names.map((n) => DS.el("option", { value: n, text: n })));
       if (names.includes(chosen)) select.value = chosen;
     }
     const epochs = ((state.search && state.search.spec.budget) || {}).epochs_per_trial;
-    DSCurves.learning(DS.byId("curves-chart"), { trials: state.trials, metric: select.value || metric(), epochs, variantOf });
-    DSCurves.strip(DS.byId("variant-chart"), { trials: state.trials, mode: mode(), label: `reward (${metric()})`, variantOf });
+    const trials = searchTrials();  // validation runs are summarized per arm (the validation section)
+    DSCurves.learning(DS.byId("curves-chart"), { trials, metric: select.value || metric(), epochs, variantOf });
+    DSCurves.strip(DS.byId("variant-chart"), { trials, mode: mode(), label: `reward (${metric()})`, variantOf });
   }
 
   function renderCharts() {
     renderCurves();
-    const rewarded = state.trials.filter((t) => Number.isFinite(t.reward)).sort((a, b) => a.index - b.index);
+    const rewarded = searchTrials().filter((t) => Number.isFinite(t.reward)).sort((a, b) => a.index - b.index);
     const best = DSCharts.bestSoFar(rewarded.map((t) => t.reward), mode());
+    const last = Math.max(0, ...searchTrials().map((t) => t.index));
+    const arms = validationBars(last + 1.5);
+    const series = [
+      { label: "trial", kind: "dots", color: "#0b57d0", points: rewarded.map((t) => [t.index, t.reward]) },
+      { label: "best so far", kind: "step", color: "#1a1a1a", points: rewarded.map((t, i) => [t.index, best[i]]),
+        until: arms.length ? last + 0.75 : undefined },
+    ];
+    if (arms.length) {
+      series.push({ label: "validation mean ± sd", kind: "interval", color: "#1b5e20", points: arms });
+    }
     DSCharts.draw(DS.byId("reward-chart"), {
       xLabel: "trial", yLabel: `reward (${metric()})`, emptyText: "no finished trials yet",
-      series: [
-        { label: "trial", kind: "dots", color: "#0b57d0", points: rewarded.map((t) => [t.index, t.reward]) },
-        { label: "best so far", kind: "step", color: "#1a1a1a", points: rewarded.map((t, i) => [t.index, best[i]]) },
-      ],
+      xTickMax: arms.length ? last : Infinity, divider: arms.length ? last + 0.75 : null, series,
     });
     const updates = [...state.controller.values()].sort((a, b) => a.updates - b.updates);
     const line = (field) => updates.map((u) => [u.updates, Number(u.stats[field])]);
@@ -132,9 +150,12 @@
     });
   }
 
+  const renderValidation = () => DSValidation.render(state.search, ACTIVE.has(state.search.status));
+  const validationBars = (x0) => DSValidation.bars(state.search && state.search.validation, x0);
+
   async function renderMasks() {
     const sign = mode() === "min" ? 1 : -1;
-    const top = state.trials.filter((t) => Number.isFinite(t.reward) && t.pattern)
+    const top = searchTrials().filter((t) => Number.isFinite(t.reward) && t.pattern)
       .sort((a, b) => sign * (a.reward - b.reward) || a.index - b.index).slice(0, MASKS);
     const box = DS.byId("masks");
     if (!top.length) {
@@ -183,6 +204,7 @@
         state.search = search;
         renderSearch();
         renderTrials();
+        renderValidation();
         renderCharts();
         await renderMasks();
       } catch (error) {
@@ -211,8 +233,15 @@
       say(`Controller update ${d.updates}: entropy ${DS.fmt(d.stats.entropy)}, baseline ${DS.fmt(d.stats.baseline)}`);
       return;
     }
-    if (kind === "trial_started") say(`Trial ${d.index} started${d.node ? ` on ${d.node}` : ""}`);
-    else if (kind === "trial_reported") say(`Trial ${d.index}: epoch ${d.epoch} reported`);
+    if (kind === "validation_updated" && d.validation && state.search) {
+      state.search.validation = d.validation;  // the table at once; the trials follow with the refresh
+      renderValidation();
+      renderCharts();
+      say(`Validation ${d.final ? "finished" : "updated"}: best mean so far ${d.validation.chosen || "–"}`);
+    } else if (kind === "trial_started") {
+      const run = d.kind === "validation" ? `Validation run of ${d.arm} (seed ${d.seed})` : `Trial ${d.index}`;
+      say(`${run} started${d.node ? ` on ${d.node}` : ""}`);
+    } else if (kind === "trial_reported") say(`Trial ${d.index}: epoch ${d.epoch} reported`);
     else if (kind === "trial_finished") say(`Trial ${d.index} ${d.status}: reward ${DS.fmt(d.reward)}`);
     else if (kind === "search_finished") say(`Search ${d.status}${d.error ? `: ${d.error}` : ""}`);
     else if (kind === "search_extended") say(`Search extended by ${d.added} trial(s) to ${d.trials_total}`);
