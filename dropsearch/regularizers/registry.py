@@ -103,7 +103,8 @@ class VariantSpec:
         residual_twin: a site whose shape says ``residual: true`` also gets the module on its block's
             ``shortcut_drop`` placeholder.
         fine_tune: the variant fine-tunes a trained network: the trainer first trains without it for
-            ``params["pretrain_epochs"]`` epochs and starts a fresh optimizer once it is installed.
+            ``params["pretrain_epochs"]`` epochs (counted inside the child's epochs, reported like the others) and
+            starts a fresh optimizer once it is installed.
     """
 
     name: str

@@ -216,7 +216,11 @@ class TrainingSpec(BaseModel):
     optimizer: Literal["adam", "sgd"] = "adam"
     weight_decay: float = Field(0.0, ge=0, le=1)
     pretrain_epochs: int = Field(
-        0, ge=0, le=1000, description="epochs trained without the pattern first (very-large-dropout fine-tuning)"
+        0,
+        ge=0,
+        le=1000,
+        description="the first epochs of each trial train without the pattern (very-large-dropout fine-tuning); "
+        "they count inside budget.epochs_per_trial, at least one epoch of which trains under the pattern",
     )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = the GPU Ray allocated, if any")
     bf16: bool = Field(True, description="bfloat16 autocast on GPU")

@@ -18,7 +18,7 @@ class ChildConfig:
         dataset: registry name of the dataset.
         dataset_params: the dataset's parameters (domains, size, path...).
         pattern: the pattern document (``Pattern.to_dict()``) to install with ``dropsearch.apply``.
-        epochs: training epochs (after any pre-training).
+        epochs: epochs of the child, pre-training epochs included (see ``pretrain_epochs``).
         batch_size: examples per step.
         lr: learning rate.
         optimizer: ``"adam"`` or ``"sgd"`` (momentum 0.9).
@@ -27,8 +27,9 @@ class ChildConfig:
         seeds: children trained in lockstep with seeds ``seed, seed + 1, ...``, same pattern and data; each
             epoch reports the mean of every metric and the per-seed values (``<metric>_seeds``). See
             :class:`~dropsearch.workers.multi_seed.MultiSeedTraining`.
-        pretrain_epochs: epochs trained without the pattern first (very-large-dropout fine-tuning needs a
-            pre-trained network; used when ``checkpoint_path`` is not given).
+        pretrain_epochs: the first epochs train without the pattern (very-large-dropout fine-tuning needs a
+            pre-trained network; used when ``checkpoint_path`` is not given). They count inside ``epochs``, at
+            least one epoch of which trains under the pattern, and are reported like the others.
         checkpoint_path: a ``state_dict`` file to start from instead of pre-training.
         objective: the metric the reward is read from.
         device: ``"auto"`` (GPU when Ray allocated one), ``"cpu"`` or ``"cuda"``.

@@ -63,14 +63,19 @@ def ddp_train_loop(loop_config: dict[str, Any]) -> None:
     config = ChildConfig.from_dict(loop_config["child"])
     child = ChildTraining(replace(config, seeds=1), device=str(device))  # a data-parallel child trains one seed
     child.data.shard(rank, world)
-    if child.applied.helper is None:
-        child.applied.model = torch.nn.parallel.DistributedDataParallel(
-            child.model, device_ids=[device.index] if device.type == "cuda" else None
-        )
-    else:
-        child.optimizer = AllReduceOptimizer(child.optimizer)  # type: ignore[assignment]
+    ddp_model, synced = None, None
     reports = loop_config.get("reports")  # a ray.util.queue.Queue: the pool worker relays each epoch at once
     for _ in range(child.config.epochs):
+        if child.applied is not synced:  # first epoch, and again when the pattern is installed after pre-training
+            synced = child.applied
+            if synced.helper is None:  # plain step: one DDP wrapper of the model, kept across the phases
+                if ddp_model is None:
+                    ddp_model = torch.nn.parallel.DistributedDataParallel(
+                        child.model, device_ids=[device.index] if device.type == "cuda" else None
+                    )
+                synced.model = ddp_model
+            elif not isinstance(child.optimizer, AllReduceOptimizer):
+                child.optimizer = AllReduceOptimizer(child.optimizer)  # type: ignore[assignment]
         metrics = child.run_epoch()
         metrics["workers"] = world
         if reports is not None and rank == 0:

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import dropsearch
+from dropsearch.regularizers import AppliedPattern
 from dropsearch.regularizers.pattern import Pattern, get_variant
 from dropsearch.workers.child import ChildConfig
 from dropsearch.workers.datasets import DatasetBundle, load_dataset
@@ -88,43 +89,53 @@ class ChildTraining:
         self.generator = torch.Generator(device="cpu").manual_seed(config.seed)
         self.optimizer = _make_optimizer(self.model, config)
         self.epoch = 0
-        pattern = Pattern.from_dict(config.pattern)
-        self._pretrain(pattern)
-        self.applied = dropsearch.apply(self.model, pattern)
-        if get_variant(pattern.variant).fine_tune:
-            self.optimizer = _make_optimizer(self.model, config)  # fresh moments for the fine-tuning phase
-        self.forward_model: nn.Module = torch.compile(self.model) if config.compile else self.model
-        if config.compile and self.applied.helper is None:
-            self.applied.model = self.forward_model  # the plain training step runs the compiled model too
+        self.pattern = Pattern.from_dict(config.pattern)
+        self.pretrain_epochs = self._pretrain_epochs()
+        self.forward_model: nn.Module = self.model
+        self.installed = False
+        if self.pretrain_epochs:  # a plain step (no pattern) until the pre-training epochs are done
+            self.applied = AppliedPattern(model=self.model, pattern=Pattern.from_dict({"variant": "none"}))
+        else:
+            self._install()
 
     def _autocast(self) -> Any:
         if self.device.type == "cuda" and self.config.bf16:
             return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
         return nullcontext()
 
-    def _pretrain(self, pattern: Pattern) -> None:
-        """Pre-train without the pattern (a fine-tuning variant such as largedrop starts from a trained network).
+    def _pretrain_epochs(self) -> int:
+        """How many of the ``config.epochs`` epochs train without the pattern first (loads a checkpoint if given).
 
-        Epochs: ``config.pretrain_epochs``, or a fine-tuning variant's ``params.pretrain_epochs`` when larger.
+        Pre-training counts inside the trial's epochs: ``config.pretrain_epochs``, or a fine-tuning variant's
+        ``params.pretrain_epochs`` (e.g. largedrop's) when larger, capped so that at least one epoch trains under
+        the pattern; 0 when ``config.checkpoint_path`` gives an already trained network.
         """
         if self.config.checkpoint_path:
             state = torch.load(self.config.checkpoint_path, map_location=self.device, weights_only=True)
             self.model.load_state_dict(state)
-            return
+            return 0
         epochs = self.config.pretrain_epochs
-        if get_variant(pattern.variant).fine_tune:
-            epochs = max(epochs, int(pattern.params.get("pretrain_epochs", 0)))
-        for _ in range(epochs):
-            self.model.train()
-            for x, y in self.data.train_batches(self.config.batch_size, self.generator):
-                self.optimizer.zero_grad(set_to_none=True)
-                with self._autocast():
-                    loss = self.loss_fn(self.model(x), y)
-                loss.backward()
-                self.optimizer.step()
+        if get_variant(self.pattern.variant).fine_tune:
+            epochs = max(epochs, int(self.pattern.params.get("pretrain_epochs", 0)))
+        return max(0, min(epochs, self.config.epochs - 1))
+
+    def _install(self) -> None:
+        """Install the pattern (after pre-training); a fine-tuning variant starts a fresh optimizer."""
+        self.applied = dropsearch.apply(self.model, self.pattern)
+        if get_variant(self.pattern.variant).fine_tune:
+            self.optimizer = _make_optimizer(self.model, self.config)  # fresh moments for the fine-tuning phase
+        if self.config.compile:
+            self.forward_model = torch.compile(self.model)
+            if self.applied.helper is None:
+                self.applied.model = self.forward_model  # the plain training step runs the compiled model too
+        self.installed = True
 
     def run_epoch(self) -> dict[str, Any]:
-        """Train one epoch under the pattern, then evaluate; returns the epoch's metrics."""
+        """Train one epoch, then evaluate; returns the epoch's metrics.
+
+        Epochs ``1..pretrain_epochs`` train without the pattern (plain step) and are reported like any other; the
+        pattern is installed when the last of them ends, so the later epochs train under it.
+        """
         self.epoch += 1
         cfg = self.config
         if cfg.inject_failure_at_epoch == self.epoch and cfg.attempt <= cfg.inject_failure_attempts:
@@ -145,6 +156,8 @@ class ChildTraining:
             "train_s": train_s,
         }
         metrics.update(self.evaluate())
+        if not self.installed and self.epoch >= self.pretrain_epochs:
+            self._install()
         return metrics
 
     @torch.no_grad()
@@ -190,6 +203,8 @@ class ChildTraining:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Resume from :meth:`state_dict` (a restored Tune checkpoint)."""
+        if not self.installed and int(state["epoch"]) >= self.pretrain_epochs:
+            self._install()  # the checkpoint was taken after pre-training: the pattern (and its optimizer) first
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.epoch = int(state["epoch"])

@@ -173,3 +173,35 @@ def test_ddp_child_with_two_workers_reports_once_per_epoch():
     assert [e.metrics["epoch"] for e in epochs] == [1, 2]
     assert all(e.metrics["workers"] == 2 for e in epochs)
     assert rec.of("TrialFinished")[0].status == "succeeded"
+
+
+def test_largedrop_pretraining_epochs_are_reported_inside_epochs_per_trial():
+    rec = Recorder()
+    spec = _spec(
+        space={"variants": ["largedrop"]},  # params.pretrain_epochs 2 or 5: capped at 2 of the 3 epochs
+        budget={"trials": 2, "epochs_per_trial": 3, "max_concurrent": 2},
+        controller={"batch_size": 2},
+    )
+    result = run_search(spec, callbacks=rec)
+    assert result.status == "succeeded"
+    finished = rec.of("TrialFinished")
+    assert len(finished) == 2
+    for trial in finished:
+        assert trial.status == "succeeded", trial
+        assert [m["epoch"] for m in trial.metrics] == [1, 2, 3]  # pre-training epochs included, not 3 more
+    assert len(rec.of("EpochReported")) == 6
+
+
+def test_ddp_child_pretrains_then_fine_tunes_within_its_epochs():
+    rec = Recorder()
+    spec = _spec(
+        space={"variants": ["largedrop"]},
+        budget={"trials": 1, "epochs_per_trial": 3, "max_concurrent": 1},
+        controller={"batch_size": 1},
+        resources={"cpus_per_trial": 0.5, "workers_per_trial": 2},
+    )
+    run_search(spec, callbacks=rec)
+    epochs = rec.of("EpochReported")
+    assert [e.metrics["epoch"] for e in epochs] == [1, 2, 3]
+    assert all(e.metrics["workers"] == 2 for e in epochs)
+    assert rec.of("TrialFinished")[0].status == "succeeded"

@@ -156,3 +156,63 @@ def test_injected_failure_raises_at_that_epoch():
 def test_every_model_lists_tiny_params():
     for model in MODELS:
         assert isinstance(model_info(model).tiny_params, dict)
+
+
+def _largedrop(epochs: int, pretrain: int, **extra) -> ChildConfig:
+    pattern = {"variant": "largedrop", "sites": [{"site": "head.drop", "rate": 0.9}], "params": {}}
+    pattern["params"]["pretrain_epochs"] = pretrain
+    return ChildConfig(
+        model="convnet", model_params={"widths": [8, 16]}, dataset="digits", pattern=pattern, epochs=epochs, **extra
+    )
+
+
+def test_largedrop_pretraining_epochs_count_inside_the_trial_budget(monkeypatch):
+    """epochs_per_trial = 5 with pretrain_epochs = 2: 2 plain epochs, then 3 under the pattern; 5 in all, each
+    reported (1..5), as the engine's loop ``while child.epoch < epochs`` runs it."""
+    bundle = load_dataset("digits", params={}, seed=0)
+    steps: list[str] = []  # one entry per optimizer step: whether the pattern's dropout was installed then
+    real_step = torch.optim.Adam.step
+
+    def counting_step(self, *args, **kwargs):
+        steps.append("pattern" if child_ref and getattr(child_ref[0], "installed", True) else "plain")
+        return real_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", counting_step)
+    child_ref: list[ChildTraining] = []
+    config = _largedrop(epochs=5, pretrain=2, batch_size=64)
+    child = ChildTraining(config, bundle=bundle)
+    child_ref.append(child)
+    in_constructor = len(steps)
+    reports = []
+    while child.epoch < config.epochs:  # the engine's loop (dropsearch.runner.trainable.train_trial)
+        reports.append(child.run_epoch())
+    per_epoch = -(-len(bundle.x_train) // 64)  # batches of one pass over the training split (the last one partial)
+    assert [r["epoch"] for r in reports] == [1, 2, 3, 4, 5]
+    assert len(steps) == 5 * per_epoch  # pre-training + fine-tuning == epochs_per_trial, not 2 + 5
+    assert in_constructor == 0  # pre-training is not hidden in the constructor: its epochs are reported
+    assert steps == ["plain"] * (2 * per_epoch) + ["pattern"] * (3 * per_epoch)
+    assert child.pretrain_epochs == 2 and child.installed
+    assert type(child.model.head.drop).__name__ == "BernoulliDropout"
+    for r in reports:
+        assert {"val_accuracy", "val_loss", "train_loss"} <= set(r)
+
+
+@pytest.mark.parametrize(("epochs", "pretrain", "expected"), [(3, 5, 2), (1, 5, 0), (4, 0, 0), (4, 3, 3)])
+def test_largedrop_pretraining_leaves_at_least_one_epoch_under_the_pattern(epochs, pretrain, expected):
+    history = train_child(_largedrop(epochs=epochs, pretrain=pretrain), report=lambda m: None)
+    assert [m["epoch"] for m in history] == list(range(1, epochs + 1))
+    child = ChildTraining(_largedrop(epochs=epochs, pretrain=pretrain))
+    assert child.pretrain_epochs == expected and child.installed == (expected == 0)
+
+
+def test_a_checkpoint_taken_after_pretraining_restores_under_the_pattern():
+    config = _largedrop(epochs=4, pretrain=2)
+    child = ChildTraining(config)
+    for _ in range(3):
+        child.run_epoch()
+    other = ChildTraining(config)
+    assert not other.installed
+    other.load_state_dict(child.state_dict())
+    assert other.installed and other.epoch == 3
+    assert other.evaluate() == child.evaluate()
+    assert other.run_epoch()["epoch"] == 4
