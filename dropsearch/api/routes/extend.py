@@ -37,14 +37,18 @@ class ExtendRequest(BaseModel):
     },
     summary="Extend a succeeded search",
 )
-def extend(search_id: str, body: ExtendRequest, key: CurrentKey, session: SessionDep, state: StateDep) -> SearchPublic:
+def extend(
+    search_id: str, key: CurrentKey, session: SessionDep, state: StateDep, body: ExtendRequest | None = None
+) -> SearchPublic:
     """Add trials to a succeeded search and queue it again.
 
     The runner resumes it from its last controller state: the finished trials are kept as they are (never run
     again), the controller's update count goes on, and only the new trials are trained. ``budget.trials`` of the
     stored spec and the progress total grow by ``trials``.
     """
-    record = search_or_404(session, key.owner, search_id)
+    record = search_or_404(session, key.owner, search_id)  # before the body: another owner learns nothing
+    if body is None:
+        raise SpecRejected("trials", 'the body must be {"trials": N}: how many trials to add')
     if record.status not in EXTENDABLE_STATUSES:
         raise HTTPException(
             409,
