@@ -143,12 +143,12 @@ def test_validation_stage_appears_live(server: Server, browser: Any, artifacts: 
 
 SPEC = {
     "name": "digits-validated",
-    "model": {"name": "convnet", "params": {"widths": [4, 8]}},
+    "model": {"name": "convnet", "params": {"widths": [8, 16]}},
     "dataset": {"name": "digits"},
-    "space": {"variants": ["bernoulli"], "rates": [0.1, 0.3, 0.5]},
+    "space": {"variants": ["bernoulli", "dropblock"], "rates": [0.1, 0.3, 0.5]},
     "controller": {"name": "reinforce", "batch_size": 2},
-    "budget": {"trials": 3, "epochs_per_trial": 2, "max_concurrent": 2},
-    "training": {"lr": 0.003},
+    "budget": {"trials": 4, "epochs_per_trial": 3, "max_concurrent": 2},
+    "training": {"lr": 0.01},
     "validation": {"top_k": 1, "seeds": 2},
 }
 
@@ -189,17 +189,19 @@ def test_a_real_search_shows_its_validation_stage(live: Server, browser: Any, ar
     for arm in with_mean:
         assert intervals(page)[arm["name"]][0] == pytest.approx(arm["mean"])
     expect(page.locator('#trials-table tbody tr[data-kind="validation"]')).to_have_count(4)
+    expect(page.locator("#stream-state")).to_have_text("search finished")  # every event replayed (controller charts)
 
     page.locator("#charts-title").scroll_into_view_if_needed()
     page.screenshot(path=str(artifacts / "31-validation-real.png"), full_page=True)
-    page.evaluate("window.scrollTo(0, 0)")  # bounding boxes are then page coordinates (as a full-page clip's)
-    chart = page.locator("#reward-chart").bounding_box()
-    section = page.locator("#validation").bounding_box()
     page.locator("#validation").screenshot(path=str(artifacts / "32-validation-table.png"))
-    if os.environ.get("DROPSEARCH_UPDATE_DOCS_IMAGES"):
-        top, bottom = chart["y"] - 8, section["y"] + section["height"] + 8
-        clip = {"x": 0, "y": top, "width": 1280, "height": bottom - top}
+    if os.environ.get("DROPSEARCH_UPDATE_DOCS_IMAGES"):  # the reward chart down to the validation table
+        top, bottom = page.evaluate(
+            "() => { const y = (id) => document.getElementById(id).getBoundingClientRect();"
+            " return [y('reward-chart').top + window.scrollY - 8, y('validation').bottom + window.scrollY + 8]; }"
+        )
         DOCS_IMAGE.parent.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(DOCS_IMAGE), full_page=True, clip=clip)
+        page.screenshot(
+            path=str(DOCS_IMAGE), full_page=True, clip={"x": 0, "y": top, "width": 1280, "height": bottom - top}
+        )
     assert errors == []
     context.close()
