@@ -26,8 +26,6 @@ int}``; ``pattern`` is the decoded pattern document when the space has a ``varia
 
 from __future__ import annotations
 
-import os
-import pickle
 from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from typing import Any
@@ -35,6 +33,7 @@ from typing import Any
 from ray.tune.search import Searcher
 
 from dropsearch.controller._base import BaseController, Proposal
+from dropsearch.controller._tune_searcher import StatefulSearcher
 from dropsearch.search.codec import tokens_to_pattern
 from dropsearch.search.reward import trial_reward
 from dropsearch.search.space import SearchSpace
@@ -47,7 +46,7 @@ def _order(item: tuple[Proposal, float]) -> int:
     return -1 if item[0].index is None else item[0].index
 
 
-class ControllerSearcher(Searcher):
+class ControllerSearcher(StatefulSearcher):
     """Drive a Ray Tune run with a :class:`~dropsearch.controller.BaseController`.
 
     Args:
@@ -101,16 +100,6 @@ class ControllerSearcher(Searcher):
         self._values: dict[str, list[float | None]] = {}  # objective per reported epoch of running trials
         self._completed = dict(completed or {})
         self.n_suggested = 0  # trials handed out or fed from ``completed`` by this searcher
-
-    def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
-        """Take ``metric`` / ``mode`` from ``TuneConfig`` unless given to the constructor (they must agree)."""
-        for attr, value in (("_metric", metric), ("_mode", mode)):
-            current = getattr(self, attr)
-            if value is not None and current is not None and value != current:
-                raise ValueError(f"{attr[1:]} {value!r} from TuneConfig differs from the searcher's {current!r}")
-            if current is None:
-                setattr(self, attr, value)
-        return True
 
     def _signed(self, values: list[float | None]) -> float | None:
         return trial_reward(values, self._mode or "max")
@@ -202,15 +191,3 @@ class ControllerSearcher(Searcher):
         self.n_suggested = int(state["n_suggested"])
         self._metric = self._metric or state["metric"]
         self._mode = self._mode or state["mode"]
-
-    def save(self, checkpoint_path: str) -> None:
-        """Write :meth:`get_state` to ``checkpoint_path`` atomically (temp file, then ``os.replace``)."""
-        tmp = f"{checkpoint_path}.tmp-{os.getpid()}"
-        with open(tmp, "wb") as f:
-            pickle.dump(self.get_state(), f)
-        os.replace(tmp, checkpoint_path)
-
-    def restore(self, checkpoint_path: str) -> None:
-        """Load a file written by :meth:`save`."""
-        with open(checkpoint_path, "rb") as f:
-            self.set_state(pickle.load(f))  # our own checkpoint file: trusted like Tune's own pickles

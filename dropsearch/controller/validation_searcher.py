@@ -24,13 +24,12 @@ Protocol:
 
 from __future__ import annotations
 
-import os
-import pickle
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from ray.tune.search import Searcher
 
+from dropsearch.controller._tune_searcher import StatefulSearcher
 from dropsearch.search.reward import objective_value
 from dropsearch.search.validation import RACING_MIN_SEEDS, Arm, ValidationResults, validation_seeds
 from dropsearch.search.validation_report import ValidationReport
@@ -38,7 +37,7 @@ from dropsearch.search.validation_report import ValidationReport
 __all__ = ["ValidationSearcher"]
 
 
-class ValidationSearcher(Searcher):
+class ValidationSearcher(StatefulSearcher):
     """Drive the validation stage as a Ray Tune run.
 
     Args:
@@ -95,12 +94,7 @@ class ValidationSearcher(Searcher):
 
     def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
         """Take ``metric`` / ``mode`` from ``TuneConfig`` unless given to the constructor (they must agree)."""
-        for attr, value in (("_metric", metric), ("_mode", mode)):
-            current = getattr(self, attr)
-            if value is not None and current is not None and value != current:
-                raise ValueError(f"{attr[1:]} {value!r} from TuneConfig differs from the searcher's {current!r}")
-            if current is None and value is not None:
-                setattr(self, attr, value)
+        super().set_search_properties(metric, mode, config, **spec)
         if self._mode in ("max", "min"):
             self.results.mode = self._mode
         return True
@@ -208,15 +202,3 @@ class ValidationSearcher(Searcher):
         self._metric = self._metric or state["metric"]
         self._mode = self._mode or state["mode"]
         self.racing, self.last_k = bool(state["racing"]), int(state["last_k"])
-
-    def save(self, checkpoint_path: str) -> None:
-        """Write :meth:`get_state` to ``checkpoint_path`` atomically (temp file, then ``os.replace``)."""
-        tmp = f"{checkpoint_path}.tmp-{os.getpid()}"
-        with open(tmp, "wb") as f:
-            pickle.dump(self.get_state(), f)
-        os.replace(tmp, checkpoint_path)
-
-    def restore(self, checkpoint_path: str) -> None:
-        """Load a file written by :meth:`save`."""
-        with open(checkpoint_path, "rb") as f:
-            self.set_state(pickle.load(f))  # our own checkpoint file: trusted like Tune's own pickles
