@@ -40,3 +40,14 @@ def _stop_orphaned_ray_agents() -> Iterator[None]:
             os.kill(pid, signal.SIGKILL)
         except OSError:
             pass
+
+
+@pytest.fixture(scope="module")
+def local_ray() -> Iterator[None]:
+    """A fresh 2-CPU local Ray (no dashboard) for one test module; use with ``pytest.mark.usefixtures``."""
+    import ray
+
+    ray.shutdown()
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield
+    ray.shutdown()

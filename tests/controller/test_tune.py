@@ -12,15 +12,8 @@ from tests.controller._tune_trainable import trainable
 ray = pytest.importorskip("ray")
 tune = pytest.importorskip("ray.tune")
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("local_ray")]
 SPACE = build_space((Site("conv", "conv", 8), Site("fc", "linear", 8)), variants=["bernoulli", "autodropout"])
-
-
-@pytest.fixture(scope="module", autouse=True)
-def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    yield
-    ray.shutdown()
 
 
 def _tuner(tmp_path, searcher, trials):

@@ -9,19 +9,12 @@ from tests.controller._validation_trainable import QUALITY, observed, trainable
 ray = pytest.importorskip("ray")
 tune = pytest.importorskip("ray.tune")
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("local_ray")]
 SEEDS = [10000, 10001, 10002]
 ARMS = [
     Arm(name, {"variant": "none" if name == "none" else "bernoulli"}, "baseline" if name == "none" else "search")
     for name in QUALITY
 ]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    yield
-    ray.shutdown()
 
 
 def _fit(tmp_path, searcher, name):

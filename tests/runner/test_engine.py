@@ -9,17 +9,7 @@ from dropsearch.runner.events import SearchCallbacks
 from dropsearch.search.spec import SearchSpec
 from dropsearch.workers.setup import InsufficientResourcesError
 
-pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module", autouse=True)
-def local_ray():
-    import ray
-
-    ray.shutdown()
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("local_ray")]
 
 
 def _spec(**overrides) -> SearchSpec:

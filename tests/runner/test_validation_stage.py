@@ -10,17 +10,7 @@ from dropsearch.runner.validation_stage import VALIDATION_INDEX_BASE, validation
 from dropsearch.search.spec import SearchSpec
 from dropsearch.search.validation import validation_seeds
 
-pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module", autouse=True)
-def local_ray():
-    import ray
-
-    ray.shutdown()
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("local_ray")]
 
 
 SPEC = SearchSpec.model_validate(
