@@ -139,7 +139,7 @@ def test_dashboard_end_to_end(server: Server, browser: Any, artifacts: Path) -> 
     expect(page.locator("#baseline-chart .chart-series")).to_have_count(2)
     expect(page.locator("#live-log")).to_contain_text("Controller update 3")
     cells = new_row.locator("td").all_inner_texts()
-    assert cells[:5] == ["autodropout", "0.25", "0.91 best", "2", cells[4]] and float(cells[4]) >= 0
+    assert cells[:6] == ["search", "autodropout", "0.25", "0.91 best", "2", cells[5]] and float(cells[5]) >= 0
 
     # Pictures of the best masks, best first (fetched with the key, shown as blob: images).
     masks = page.locator("#masks figure")
