@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from dropsearch.store.controller_states import latest_controller_state, save_controller_state
 from dropsearch.store.models import SearchModel, utcnow
 from dropsearch.store.records import ControllerStateRecord, SearchRecord
-from dropsearch.store.searches import get_search, load_search
+from dropsearch.store.searches import get_search, load_search, requeued_values
 
 __all__ = ["EXTENDABLE_STATUSES", "copy_controller_state", "extend_search"]
 
@@ -70,13 +70,7 @@ def extend_search(*, session: Session, owner: str, search_id: str, trials: int) 
         .values(
             spec=spec,
             trials_total=SearchModel.trials_total + trials + _validation_runs(spec),
-            status="queued",
-            error=None,
-            cancel_requested=False,
-            finished_at=None,
-            lease_owner=None,
-            lease_expires_at=None,
-            updated_at=now,
+            **requeued_values(now),
         )
         .execution_options(synchronize_session=False)
     )

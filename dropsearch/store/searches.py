@@ -250,15 +250,20 @@ def resume_search(*, session: Session, owner: str, search_id: str) -> tuple[Sear
             SearchModel.owner == owner,
             SearchModel.status.in_(RESUMABLE_SEARCH_STATUSES),
         )
-        .values(
-            status="queued",
-            error=None,
-            cancel_requested=False,
-            finished_at=None,
-            lease_owner=None,
-            lease_expires_at=None,
-            updated_at=now,
-        )
+        .values(**requeued_values(now))
         .execution_options(synchronize_session=False)
     )
     return load_search(session=session, search_id=search_id), result.rowcount == 1
+
+
+def requeued_values(now: Any) -> dict[str, Any]:
+    """The columns of a search queued again (resume, extension): no error, cancel, finish time or lease."""
+    return {
+        "status": "queued",
+        "error": None,
+        "cancel_requested": False,
+        "finished_at": None,
+        "lease_owner": None,
+        "lease_expires_at": None,
+        "updated_at": now,
+    }
