@@ -35,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--full", action="store_true", help="digits study: same as --size full")
     parser.add_argument("--controllers", default=None, help="mnist1d study: comma-separated, e.g. reinforce,random")
     parser.add_argument("--early-stopping", default=None, help="mnist1d study: the searches' budget.early_stopping")
+    parser.add_argument("--trials", type=int, default=None, help="mnist1d study: trials per search")
     parser.add_argument("--reuse-baselines", type=Path, default=None, help="mnist1d study: an earlier mnist1d.json")
     parser.add_argument("--out", type=Path, default=Path("docs/results"))
     parser.add_argument("--report-only", type=Path, default=None, help="redraw from an existing JSON document")
@@ -86,6 +87,8 @@ def _mnist1d(args: argparse.Namespace, argv: list[str] | None, log) -> int:
         size = dataclasses.replace(size, controllers=tuple(c.strip() for c in args.controllers.split(",")))
     if args.early_stopping:
         size = dataclasses.replace(size, early_stopping=args.early_stopping)
+    if args.trials:
+        size = dataclasses.replace(size, trials=args.trials)
     baselines = None
     if args.reuse_baselines is not None:
         baselines = reusable_baselines(size, json.loads(args.reuse_baselines.read_text()))
