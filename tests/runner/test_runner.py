@@ -10,11 +10,12 @@ import time
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from dropsearch import store
 from dropsearch.config import Settings
 from dropsearch.runner import Runner, decode_state
-from dropsearch.search.spec import SearchSpec
+from dropsearch.search.spec import SearchSpec, validation_trials
 from dropsearch.store import session_scope
 
 pytestmark = pytest.mark.slow
@@ -172,3 +173,53 @@ def test_kill_9_during_a_search_then_restart_finishes_it_with_every_completed_tr
         if t.index in kept:  # completed before a crash: never re-run
             assert (t.reward, t.attempt, t.finished_at) == kept[t.index]
     assert controller.updates == 4 and controller.trials_seen == 8
+
+
+def test_kill_9_during_the_validation_stage_then_restart_reruns_no_finished_validation_run(settings, tmp_path):
+    spec = {
+        **SPEC,
+        "budget": {**SPEC["budget"], "trials": 4},
+        "validation": {"top_k": 2, "seeds": 2, "baselines": [{"variant": "none"}]},
+    }
+    validated = SearchSpec.model_validate(spec)
+    search_id = _submit(settings, spec)
+    engine = store.get_engine(settings.resolved_database_url)
+    with session_scope(engine) as session:  # the API counts the validation runs in the progress total
+        session.execute(
+            text("UPDATE searches SET trials_total = :n WHERE id = :id"),
+            {"n": 4 + validation_trials(validated), "id": search_id},
+        )
+    log = tmp_path / "runner.log"
+
+    def validation_runs(status=("succeeded", "stopped", "failed")):
+        return [t for t in _state(settings, search_id)[1] if t.kind == "validation" and t.status in status]
+
+    proc = _start_runner(settings, "runner-a", log)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not validation_runs():
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)  # killed inside the validation stage
+    proc.wait()
+    kept = {t.index: (t.arm, t.seed, t.reward, t.attempt, t.finished_at) for t in validation_runs()}
+    assert kept, log.read_text()[-3000:]
+    proc = _start_runner(settings, "runner-b", log)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and _state(settings, search_id)[0].status == "running":
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(timeout=60)
+    search, trials, _, _ = _state(settings, search_id)
+    assert search.status == "succeeded", log.read_text()[-3000:]
+    runs = [t for t in trials if t.kind == "validation"]
+    for t in runs:
+        if t.index in kept:  # finished before the kill: never run again
+            assert (t.arm, t.seed, t.reward, t.attempt, t.finished_at) == kept[t.index]
+    pairs = [(t.arm, t.seed) for t in runs]
+    assert len(pairs) == len(set(pairs))  # no (arm, seed) trained twice
+    report = search.validation
+    assert report is not None and report["chosen"] is not None
+    for arm in report["arms"]:
+        for result in arm["results"]:
+            stored = next(t for t in runs if t.arm == arm["name"] and t.seed == result["seed"])
+            assert stored.reward == pytest.approx(result["value"])
+    assert search.trials_done == 4 + len(runs) == search.trials_total
