@@ -10,6 +10,7 @@ import hmac
 import logging
 import os
 import re
+from pathlib import Path
 
 import httpx
 import pytest
@@ -145,3 +146,53 @@ def test_the_local_ray_dashboard_listens_on_loopback_and_refuses_requests_withou
             assert response.status_code in (401, 403), (route, response.status_code, response.text[:200])
     finally:
         ray.shutdown()
+
+
+def _readme_http_paragraph() -> str:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    start = readme.index("- **HTTP:**")
+    return readme[start : readme.index("```", start)]
+
+
+def _normalized(path: str) -> str:
+    """``/ui/searches/{search_id}`` -> ``/ui/searches/{}``; a mount ``/ui/static`` -> ``/ui/static/``."""
+    return re.sub(r"{\w+}", "{}", path)
+
+
+def test_the_readme_lists_exactly_the_routes_open_without_a_key(sqlite_api: Api) -> None:
+    from starlette.routing import Mount
+
+    from dropsearch.api.ui.routes import STATIC_DIR
+
+    paragraph = _readme_http_paragraph()
+    needs_key, open_part = paragraph.split("Open without one:")
+    open_part = open_part.split("which hold no data")[0]
+    documented_open = {_normalized(p) for p in re.findall(r"`(/[^`\s]*)`", open_part)}
+    documented_keyed = set(re.findall(r"`(/[^`\s]*)`", needs_key))
+    assert documented_keyed == {"/v1/", "/metrics"}
+
+    app = create_app(sqlite_api.settings, migrate=False)
+    routes: list[tuple[str, str]] = []  # (method, path) of every route of the real app, included routers too
+    static_file = next(p for p in STATIC_DIR.rglob("*") if p.is_file())
+    for route in app.routes:
+        inner = getattr(route, "original_router", None)
+        for sub in inner.routes if inner is not None else [route]:
+            if isinstance(sub, Mount):
+                routes.append(("GET", f"{sub.path}/{static_file.relative_to(STATIC_DIR).as_posix()}"))
+            else:
+                routes.extend((method, sub.path) for method in sorted(sub.methods - {"HEAD"}))
+    sid, tid = finished_search(sqlite_api)
+    opened: set[str] = set()
+    for method, template in routes:
+        path = template.replace("{search_id}", sid).replace("{trial_id}", tid)
+        response = sqlite_api.client.request(method, path, follow_redirects=False)  # no Authorization header
+        if response.status_code != 401:
+            assert method == "GET" and response.status_code in (200, 307), (method, path, response.status_code)
+            if template.startswith("/ui/static/"):
+                opened.add("/ui/static/")
+            else:
+                opened.add(_normalized(template))
+        else:
+            assert template.startswith("/v1/") or template == "/metrics", (method, template)
+    assert any(t.startswith("/v1/") for _, t in routes) and ("GET", "/metrics") in routes
+    assert opened == documented_open, opened ^ documented_open
