@@ -66,6 +66,7 @@ class MultiSeedTraining:
         bundle: the dataset, shared by every seed; loaded once with ``config.seed`` when not given (so every
             seed sees the same split).
         device: where to train; ``None`` resolves ``config.device``.
+        model_factory: builds each seed's model instead of the registry (see ``ChildTraining``).
 
     Examples::
 
@@ -75,7 +76,14 @@ class MultiSeedTraining:
         3
     """
 
-    def __init__(self, config: ChildConfig, *, bundle: DatasetBundle | None = None, device: str | None = None):
+    def __init__(
+        self,
+        config: ChildConfig,
+        *,
+        bundle: DatasetBundle | None = None,
+        device: str | None = None,
+        model_factory: Any = None,
+    ):
         from dropsearch.workers.train import ChildTraining
 
         n = check_positive_int(config.seeds, name="seeds")
@@ -86,7 +94,8 @@ class MultiSeedTraining:
         self.children: list[ChildTraining] = []
         self._rng: list[tuple[torch.Tensor, torch.Tensor | None]] = []
         for i in range(n):
-            child = ChildTraining(replace(config, seed=config.seed + i, seeds=1), bundle=bundle, device=device)
+            one = replace(config, seed=config.seed + i, seeds=1)
+            child = ChildTraining(one, bundle=bundle, device=device, model_factory=model_factory)
             self.children.append(child)
             self._rng.append(self._get_rng(child.device))
         self.device = self.children[0].device

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,13 +97,18 @@ def check_resources(spec: SearchSpec) -> int:
 
 @dataclass
 class PreparedSearch:
-    """A search ready to run: the dataset (loaded once in the driver), the model's sites and the space."""
+    """A search ready to run: the dataset (loaded once in the driver), the model's sites and the space.
+
+    ``model_factory`` is set only by ``dropsearch.optimize`` (a model given in-process, never a name from a
+    request): the children are built by it instead of the registry's ``spec.model.name``.
+    """
 
     spec: SearchSpec
     bundle: DatasetBundle
     sites: tuple[Site, ...]
     space: SearchSpace
     allowed_roots: tuple[str, ...] = ()
+    model_factory: Callable[..., Any] | None = None
 
     def child_config(self, pattern: dict[str, Any]) -> ChildConfig:
         """The child configuration of one trial of this search."""

@@ -59,6 +59,9 @@ class ChildTraining:
         config: what to train.
         bundle: the dataset, when the caller already holds it (workers cache it); loaded otherwise.
         device: where to train; ``None`` resolves ``config.device``.
+        model_factory: builds the model instead of the registry's ``config.model``:
+            ``model_factory(*, in_shape, num_classes) -> nn.Module``. Only ``dropsearch.optimize`` gives one (an
+            in-process callable, never a name from a request).
     """
 
     def __new__(cls, config: ChildConfig | None = None, **kwargs: Any) -> Any:
@@ -69,7 +72,14 @@ class ChildTraining:
             return MultiSeedTraining(config, **kwargs)
         return super().__new__(cls)
 
-    def __init__(self, config: ChildConfig, *, bundle: DatasetBundle | None = None, device: str | None = None):
+    def __init__(
+        self,
+        config: ChildConfig,
+        *,
+        bundle: DatasetBundle | None = None,
+        device: str | None = None,
+        model_factory: Callable[..., nn.Module] | None = None,
+    ):
         self.config = config
         self.device = torch.device(device or resolve_device(config.device))
         torch.manual_seed(config.seed)
@@ -80,9 +90,12 @@ class ChildTraining:
         self._test = (bundle.x_test, bundle.y_test) if bundle.x_test is not None else None  # moved when asked
         self.task = bundle.task
         self.loss_fn = loss_for_task(bundle.task)
-        self.model = build_model(
-            config.model, params=config.model_params, in_shape=bundle.in_shape, num_classes=bundle.num_classes
-        ).to(self.device)
+        if model_factory is not None:
+            self.model = model_factory(in_shape=bundle.in_shape, num_classes=bundle.num_classes).to(self.device)
+        else:
+            self.model = build_model(
+                config.model, params=config.model_params, in_shape=bundle.in_shape, num_classes=bundle.num_classes
+            ).to(self.device)
         self._images = len(bundle.in_shape) == 3
         if self.device.type == "cuda" and config.channels_last and self._images:
             self.model = self.model.to(memory_format=torch.channels_last)
