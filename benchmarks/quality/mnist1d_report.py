@@ -29,6 +29,8 @@ def describe(pattern: dict[str, Any]) -> str:
     """A short text of a pattern: variant, non-zero site rates, params."""
     sites = ", ".join(f"{s['site']} {s['rate']:g}" for s in pattern.get("sites", []) if s.get("rate"))
     params = ", ".join(f"{k}={v}" for k, v in sorted((pattern.get("params") or {}).items()))
+    if pattern.get("sites") and not sites:
+        sites = "all rates 0"
     inner = "; ".join(x for x in (sites, params) if x)
     return f"{pattern.get('variant')}" + (f" ({inner})" if inner else "")
 
@@ -173,8 +175,8 @@ def _validation_table(validation: dict[str, Any]) -> list[str]:
 
 def _search_table(doc: dict[str, Any]) -> list[str]:
     rows = [
-        "| controller | search trials | stopped early (ASHA) | validation runs | child epochs | best search reward % "
-        "| validated arm | wall min |",
+        "| controller | search trials | stopped early (ASHA) | validation runs | child epochs (search + stage) "
+        "| best search reward % | validated arm | wall min (search + stage) |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for controller, run in doc["searches"].items():
