@@ -45,6 +45,8 @@ HANG_FACTOR = 10.0
 HANG_FLOOR_S = 60.0
 #: Seconds the first epoch (which includes building the child and any pre-training) may take.
 FIRST_EPOCH_FLOOR_S = 600.0
+#: Seconds a DDP trial waits, after its last epoch, for its Ray Train run to end (and give its CPUs/GPUs back).
+DDP_FINISH_S = 120.0
 #: Where the watchdog writes why it ended a trial (in the trial's directory).
 HUNG_FILE = "dropsearch_hung.txt"
 #: ``TrialSettings`` field -> the environment variable that overrides it (a positive number).
@@ -123,6 +125,8 @@ class TrialSettings:
         hang_factor: a later epoch may take this many times the slowest epoch so far...
         hang_floor_s: ...and at least this many seconds.
         first_epoch_floor_s: seconds the first epoch may take.
+        model_factory: builds each child's model instead of the registry (``dropsearch.optimize`` only: a callable
+            given in-process, shipped to the workers by Ray's cloudpickle; ``None`` for every service search).
 
     The watchdog's limits default to :func:`watchdog_limits` of the environment where the settings are made (the
     process that starts the search), so ``DROPSEARCH_HANG_FLOOR_S=5`` there shortens them for every trial.
@@ -138,6 +142,7 @@ class TrialSettings:
     hang_factor: float = field(default_factory=lambda: watchdog_limits()["hang_factor"])
     hang_floor_s: float = field(default_factory=lambda: watchdog_limits()["hang_floor_s"])
     first_epoch_floor_s: float = field(default_factory=lambda: watchdog_limits()["first_epoch_floor_s"])
+    model_factory: Any = None
 
 
 class _Watchdog:
@@ -182,7 +187,37 @@ class _Watchdog:
             except OSError:
                 pass
         print(message, file=sys.stderr, flush=True)
+        _run_exit_hooks()
         os._exit(3)  # a blocked epoch cannot be interrupted from Python; Tune sees the worker die
+
+
+#: Run when the trial's process ends (``atexit``, and by the watchdog before it ends the process).
+_EXIT_HOOKS: list[Any] = []
+
+
+def _run_exit_hooks(timeout_s: float = 10.0) -> None:
+    """Run the exit hooks, each in a thread given at most ``timeout_s``; an error is printed, not raised."""
+
+    def call(hook: Any) -> None:
+        try:
+            hook()
+        except Exception as exc:
+            print(f"exit hook {getattr(hook, '__name__', hook)} failed: {exc!r}", file=sys.stderr, flush=True)
+
+    for hook in list(_EXIT_HOOKS):
+        thread = threading.Thread(target=call, args=(hook,), daemon=True)
+        thread.start()
+        thread.join(timeout_s)
+
+
+def _on_exit(hook: Any) -> None:
+    """Run ``hook`` when this process ends (once, however often it is asked)."""
+    if hook not in _EXIT_HOOKS:
+        if not _EXIT_HOOKS:
+            import atexit
+
+            atexit.register(_run_exit_hooks)
+        _EXIT_HOOKS.append(hook)
 
 
 def _attempt(trial_dir: str | None) -> int:
@@ -253,7 +288,7 @@ def train_trial(config: dict[str, Any], *, bundle: BundleBox, settings: TrialSet
             return
         from dropsearch.workers.train import ChildTraining
 
-        child = ChildTraining(child_config, bundle=bundle.get())
+        child = ChildTraining(child_config, bundle=bundle.get(), model_factory=settings.model_factory)
         epoch_s: float | None = None
         while child.epoch < child_config.epochs:
             n = epochs_per_call(
@@ -279,12 +314,22 @@ def train_trial(config: dict[str, Any], *, bundle: BundleBox, settings: TrialSet
 
 
 def _relay_ddp(child_config: Any, settings: TrialSettings, watchdog: _Watchdog) -> None:
-    """Train the child with Ray Train workers (in a thread) and relay rank 0's per-epoch metrics to Tune."""
+    """Train the child with Ray Train workers (in a thread) and relay rank 0's per-epoch metrics to Tune.
+
+    The trainer's placement group holds the workers' CPUs/GPUs (:mod:`dropsearch.runner.ddp_cleanup`): the trial
+    waits for the trainer to end after the last epoch (Ray Train then removes it), removes it itself when the
+    process ends first (Tune stopping the trial, the watchdog), and removes those of earlier trials that could
+    not (a crash) before and while its own trainer starts.
+    """
     from ray.util.queue import Empty, Queue
 
+    from dropsearch.runner.ddp_cleanup import reap_orphans, release_own
     from dropsearch.workers.ddp import run_ddp_child
 
-    reports: Queue = Queue(maxsize=1000)
+    _on_exit(release_own)
+    reap_orphans()
+    # no CPU: the trial's placement group (which Tune makes child actors join) holds only the trial's 0.01 CPU
+    reports: Queue = Queue(maxsize=1000, actor_options={"num_cpus": 0})
     errors: list[BaseException] = []
 
     def train() -> None:
@@ -295,6 +340,7 @@ def _relay_ddp(child_config: Any, settings: TrialSettings, watchdog: _Watchdog) 
                 num_workers=settings.workers_per_trial,
                 use_gpu=settings.use_gpu,
                 cpus_per_worker=settings.cpus_per_worker,
+                placement_group_cleaner=False,  # ours: dropsearch.runner.ddp_cleanup
             )
             if getattr(result, "error", None) is not None:
                 errors.append(result.error)
@@ -304,10 +350,14 @@ def _relay_ddp(child_config: Any, settings: TrialSettings, watchdog: _Watchdog) 
     thread = threading.Thread(target=train, name="ddp-child", daemon=True)
     thread.start()
     reported, last = 0, time.perf_counter()
+    reaped = last
     while reported < child_config.epochs:
         try:
             metrics = reports.get(timeout=0.5)
         except Empty:
+            if reported == 0 and time.perf_counter() - reaped > 2.0:  # a predecessor's group may die only now
+                reap_orphans()
+                reaped = time.perf_counter()
             if not thread.is_alive():
                 if reports.empty():
                     error = errors[0] if errors else None
@@ -318,3 +368,5 @@ def _relay_ddp(child_config: Any, settings: TrialSettings, watchdog: _Watchdog) 
         last = now
         reported += 1
         _report([metrics])
+    watchdog.stop()
+    thread.join(DDP_FINISH_S)  # the trainer removes its workers and their placement group

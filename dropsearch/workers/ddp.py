@@ -93,6 +93,7 @@ def run_ddp_child(
     callbacks: list[Any] | None = None,
     storage_path: str | None = None,
     name: str | None = None,
+    placement_group_cleaner: bool = True,
 ) -> Any:
     """Train one child with ``num_workers`` Ray Train workers and return the trainer's ``Result``.
 
@@ -105,11 +106,16 @@ def run_ddp_child(
         callbacks: Ray Train ``UserCallback``s (e.g. Tune's ``TuneReportCallback`` inside a Tune trial).
         storage_path: where Ray Train keeps its run directory.
         name: the run's name.
+        placement_group_cleaner: keep Ray Train's detached ``PlacementGroupCleaner`` actor, which removes the
+            workers' placement group if the trainer's controller dies. It asks the dashboard's state API whether
+            the controller lives and never exits when that API does not answer (no dashboard), so a caller that
+            removes the placement group itself (:mod:`dropsearch.runner.ddp_cleanup`) turns it off.
     """
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
-    trainer = TorchTrainer(
+    trainer_cls = TorchTrainer if placement_group_cleaner else _without_cleaner(TorchTrainer)
+    trainer = trainer_cls(
         ddp_train_loop,
         train_loop_config={"child": child, "reports": reports},
         torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
@@ -119,3 +125,16 @@ def run_ddp_child(
         run_config=RunConfig(callbacks=callbacks or [], storage_path=storage_path, name=name),
     )
     return trainer.fit()
+
+
+def _without_cleaner(trainer_cls: type) -> type:
+    """``trainer_cls`` without Ray Train's ``PlacementGroupCleanerCallback`` among its default callbacks."""
+    if not hasattr(trainer_cls, "_create_default_callbacks"):  # Ray Train v1: no cleaner
+        return trainer_cls
+
+    class TrainerWithoutCleaner(trainer_cls):  # type: ignore[misc, valid-type]
+        def _create_default_callbacks(self) -> list[Any]:
+            made = super()._create_default_callbacks()
+            return [c for c in made if type(c).__name__ != "PlacementGroupCleanerCallback"]
+
+    return TrainerWithoutCleaner

@@ -203,3 +203,78 @@ def test_a_search_never_fails_from_an_ordering_cancel_before_a_trial_start_is_st
     stored = {e.data["index"] for e in snap.events if e.kind == "trial_started"}
     finished = [e.data["index"] for e in snap.events if e.kind == "trial_finished"]
     assert sorted(finished) == sorted(stored) == sorted(t.index for t in snap.trials)  # each stored trial ended once
+
+
+_TRAIN_ACTORS = ("TrainController", "RayTrainWorker")
+
+
+def _alive_train_actors() -> dict[str, tuple[str, int]]:
+    """actor id -> (class, pid) of the ALIVE Ray Train actors of this process's Ray (read from its GCS)."""
+    from ray._private import state
+
+    table = state.actors(actor_state_name="ALIVE")
+    return {a: (i["ActorClassName"], i["Pid"]) for a, i in table.items() if i["ActorClassName"] in _TRAIN_ACTORS}
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return False
+    return fields[0] not in ("Z", "X")
+
+
+def test_multi_worker_ddp_children_keep_training_after_asha_stops_them_and_the_next_ddp_trial_waits(
+    sqlite_url: str, tmp_path: Path, fresh_ray
+):
+    """DDP children (2 Ray Train workers each, 0.5 CPU apiece, on 2 CPUs) under ASHA, one trial at a time: a
+    trial that ends (ASHA stops it, or its last epoch) takes its Ray Train controller and workers down and gives
+    their CPUs back, so the next trial trains (before the fix it waited forever for CPUs held by the placement
+    group of a dead controller); never more than one trial's Train actors alive at once, all 4 trials end, and
+    no CPU stays reserved once the search is over."""
+    import ray
+
+    trials = 4
+    document = {
+        "name": "ddp-asha",
+        "model": {"name": "mlp", "params": {"hidden": [16]}},
+        "dataset": {"name": "synthetic", "params": {"n": 200}},
+        "space": {"variants": ["bernoulli"], "rates": [0.0, 0.3, 0.6]},
+        "controller": {"name": "random", "batch_size": trials},
+        "objective": {"metric": "val_loss", "mode": "min"},
+        "budget": {"trials": trials, "epochs_per_trial": 4, "max_concurrent": 1, "early_stopping": "asha"},
+        "resources": {"cpus_per_trial": 0.5, "workers_per_trial": 2},
+        "validation": {"enabled": False},
+        "seed": 3,
+    }
+    search_id = submit(sqlite_url, document)
+    runner = Runner(_settings(sqlite_url, tmp_path), poll_s=0.2)
+    samples: list[dict[str, tuple[str, int]]] = []  # the ALIVE Ray Train actors, every 0.3 s
+    runner.start()
+    try:
+        deadline = time.monotonic() + 600
+        while snapshot(sqlite_url, search_id).search.status in ("queued", "running"):
+            assert time.monotonic() < deadline, f"search did not end in 600 s; Train actors alive: {samples[-1:]}"
+            if runner._ray_ready:
+                samples.append(_alive_train_actors())
+            time.sleep(0.3)
+    finally:
+        runner.stop()
+    snap = snapshot(sqlite_url, search_id)
+    assert snap.search.status == "succeeded", snap.search.error
+    _assert_none_left_running(snap, trials)
+    outcome = [(t.index, t.status, len(t.metrics)) for t in snap.trials]
+    stopped = [t.index for t in snap.trials if t.status == "stopped"]
+    assert stopped and min(stopped) < trials - 1, outcome  # a trial trained after a stopped one
+    assert all(len(t.metrics) == 4 for t in snap.trials if t.status == "succeeded"), outcome
+    controllers = {a for sample in samples for a, (cls, _) in sample.items() if cls == "TrainController"}
+    assert len(controllers) == trials, (len(controllers), outcome)  # one Ray Train run per trial, all seen
+    for sample in samples:  # one trial at a time: never the Train actors of two trials alive together
+        classes = [cls for cls, _ in sample.values()]
+        assert classes.count("TrainController") <= 1 and classes.count("RayTrainWorker") <= 2, sample
+    # every CPU comes back: no placement group of a Ray Train run outlives its trial (the last one included)
+    wait_for(lambda: ray.available_resources().get("CPU") == 2.0, 60, "all 2 CPUs free again", poll_s=0.5)
+    assert not _alive_train_actors()
+    pids = {pid for sample in samples for cls, pid in sample.values() if cls == "RayTrainWorker"}
+    assert len(pids) == 2 * trials and not [pid for pid in pids if _process_alive(pid)]
+    print(f"trials: {outcome}; samples: {len(samples)}")
