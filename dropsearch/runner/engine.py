@@ -138,6 +138,7 @@ def run_search(
     storage_path: str | None = None,
     name: str | None = None,
     loggers: tuple[str, ...] = (),
+    prepared: Any = None,
 ) -> SearchResult:
     """Run a whole search as one Ray Tune experiment: the entry the service's runner calls.
 
@@ -156,6 +157,9 @@ def run_search(
             ``storage_path/name`` and the search's actor in the Ray dashboard (:mod:`dropsearch.runner.dashboard`).
             Default: ``"dropsearch"``.
         loggers: Tune logger callbacks to switch on, from :data:`TUNE_LOGGERS`.
+        prepared: a :class:`~dropsearch.workers.setup.PreparedSearch` made in-process by ``dropsearch.optimize``
+            (its own dataset, sites and model factory) instead of ``prepare_search(spec)``; the service never
+            passes one.
 
     Returns:
         How the search ended, with every trial that ended in this run and the best of them.
@@ -171,7 +175,7 @@ def run_search(
     resume = resume or ResumeState()
     ensure_ray(ray_address, num_cpus=num_cpus)
     capacity = check_resources(spec)
-    prepared = prepare_search(spec, allowed_roots=allowed_roots)
+    prepared = prepared if prepared is not None else prepare_search(spec, allowed_roots=allowed_roots)
     storage = storage_path or tempfile.mkdtemp(prefix="dropsearch-tune-")
     name = name or "dropsearch"
     search_log = start_search_log(name, os.path.join(storage, name), spec.objective.metric)
@@ -254,6 +258,7 @@ class _Experiment:
             use_gpu=res.gpus_per_trial > 0,
             cpus_per_worker=res.cpus_per_trial,
             trial_timeout_s=budget.trial_timeout_s,
+            model_factory=prepared.model_factory,
         )
         box = BundleBox(ray.put(prepared.bundle))
         # A DDP trial only relays its Ray Train workers' reports; the workers reserve the CPUs/GPUs.
@@ -293,6 +298,10 @@ class _Experiment:
             ),
         )
         tuner.fit()
+        if self.ddp:  # the placement groups of DDP trials that ended before their trainer (a stop, a kill)
+            from dropsearch.runner.ddp_cleanup import reap_orphans_soon
+
+            reap_orphans_soon()
 
 
 def _logged(callbacks: SearchCallbacks, also: Any) -> SearchCallbacks:
