@@ -213,10 +213,14 @@ class Pattern:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Pattern:
-        """Build a pattern from its JSON form; raises ValueError naming the bad value."""
+        """Build a pattern from its JSON form; raises ValueError naming the bad value.
+
+        A downloaded best pattern may also carry ``validation``, the table of the search's validation stage: it
+        is information for people, not part of the regularization, and is not kept.
+        """
         if not isinstance(data, dict):
             raise ValueError(f"a pattern must be a JSON object, got {type(data).__name__}")
-        unknown = set(data) - {"format", "variant", "sites", "params", "provenance"}
+        unknown = set(data) - {"format", "variant", "sites", "params", "provenance", "validation"}
         if unknown:
             raise ValueError(f"unknown pattern field(s): {sorted(unknown)}")
         if "variant" not in data:

@@ -221,3 +221,21 @@ def test_mismatch_without_a_site_list_suggests_the_existing_dropout_layers():
     named = nn.Sequential(OrderedDict(fc1=nn.Linear(6, 16), act=nn.ReLU(), drop1=nn.Dropout(0.5), fc2=nn.Linear(16, 3)))
     with pytest.raises(ValueError, match=r"'dropout1' \(closest: 'drop1'\).*does not name: 'drop1'$"):
         apply(named, {"variant": "bernoulli", "sites": [{"site": "dropout1", "rate": 0.1}]})
+
+
+def test_a_downloaded_best_pattern_with_its_validation_table_applies_as_is():
+    from dropsearch.regularizers.pattern import Pattern
+
+    document = {
+        "format": "dropsearch.pattern/v1",
+        "variant": "bernoulli",
+        "sites": [{"site": "drop", "rate": 0.3}],
+        "params": {},
+        "provenance": {"validated": True, "arm": "search-1"},
+        "validation": {"chosen": "search-1", "arms": [], "conclusion": "..."},
+    }
+    pattern = Pattern.from_dict(document)
+    assert pattern.variant == "bernoulli" and pattern.sites[0].rate == 0.3
+    assert "validation" not in pattern.to_dict()
+    with pytest.raises(ValueError, match="unknown pattern field"):
+        Pattern.from_dict({**document, "surprise": 1})
