@@ -344,6 +344,10 @@ class SearchExecution:
         except (LeaseLostError, StoreUnavailableError) as exc:  # left running: whoever holds it next finishes it
             log.warning("search %s not marked %s: %s", self.search.id, status, exc)
 
+    def release_lease(self) -> None:
+        """Give the search back now (the runner stops and this execution did not end in time)."""
+        self._release()
+
     def _release(self) -> None:
         def release() -> None:
             with session_scope(self.engine) as session:

@@ -100,6 +100,10 @@ class Runner:
         deadline = time.monotonic() + timeout
         for _, thread in list(self._executions.values()):
             thread.join(max(0.0, deadline - time.monotonic()))
+        for search_id, (execution, thread) in list(self._executions.items()):
+            if thread.is_alive():  # its trials are still winding down: give the search back for a later resume
+                log.warning("search %s did not stop within %.0f s; releasing its lease", search_id, timeout)
+                execution.release_lease()
         if self._thread is not None:
             self._thread.join(max(0.0, deadline - time.monotonic()))
 
