@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import dropsearch
+from dropsearch.workers.local_model import LocalModel
 
 
 class SmallCNN(nn.Module):
@@ -158,9 +159,9 @@ def test_optimize_hugging_face_bert_tiny_on_a_token_task():
         train,
         val,
         forward=bert_logits,
-        # GSNR's per-example gradients (vmap) cannot trace BERT's forward and Y-Drop takes (B, F) or (B, C, H, W)
-        # sites only; GradAug is left out of a space with sequence sites by the space itself
-        space={"variants": ["bernoulli", "autodropout"]},
+        # the default variants (GradAug is left out of a space with sequence sites), but GSNR's per-example
+        # gradients (torch.func.vmap) cannot trace BERT's data-dependent forward: its micro-batch estimator only
+        space={"choices": {"gsnr/estimator": ["microbatch"]}},
         budget={"trials": 8, "epochs_per_trial": 4, "max_concurrent": 2},
         validation={"enabled": False},
         training={"batch_size": 32, "lr": 3e-3},
@@ -173,19 +174,19 @@ def test_optimize_hugging_face_bert_tiny_on_a_token_task():
     assert names["dropout"] == "features"
     assert len(result.search_trials) == 8 and all(t.kind == "search" for t in result.trials)
     assert all(t.status in ("succeeded", "stopped") for t in result.trials), [t.error for t in result.trials]
-    assert {t.pattern["variant"] for t in result.search_trials} <= {"bernoulli", "autodropout"}
+    assert {t.pattern["variant"] for t in result.search_trials} <= {"bernoulli", "autodropout", "gsnr", "ydrop"}
     scored = [t for t in result.search_trials if t.reward is not None]
     assert scored and result.best_reward == max(t.reward for t in scored)
     assert result.best_reward > 0.6  # the marker task was learned by some child (chance: 0.5)
     assert result.pattern == result.best_search_pattern  # no validation stage: the best search trial's pattern
-    # the pattern installs into a fresh BERT (sites are its own module paths) and it trains
+    # the pattern installs into a fresh BERT (sites are its own module paths) and it trains; it is applied through
+    # the same view the search trained (logits from token ids), which GSNR's and Y-Drop's steps need
     x, y = train
     torch.manual_seed(0)
     model = tiny_bert(2)
     sites = dropsearch.find_sites(model, {"input_ids": x[:2]})
     assert {s["site"] for s in result.pattern["sites"]} <= {s.name for s in sites}
-    applied = dropsearch.apply(model, result.pattern, sites=sites)
-    assert set(applied.modules) <= {s.name for s in sites}
+    applied = dropsearch.apply(LocalModel(model, bert_logits), result.pattern, sites=sites)
     for path, module in applied.modules.items():  # installed in the model itself
         assert model.get_submodule(path) is module or model.get_submodule(path).dropsearch_drop is module
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
@@ -193,9 +194,22 @@ def test_optimize_hugging_face_bert_tiny_on_a_token_task():
     losses = []
     for _ in range(100):
         idx = torch.randint(len(y), (32,), generator=g)
-        loss = applied.training_step(x[idx], y[idx], lambda out, t: F.cross_entropy(out.logits, t), optimizer)
-        losses.append(float(loss))
-    assert mean(losses[-10:]) < 0.8 * mean(losses[:10])
+        losses.append(float(applied.training_step(x[idx], y[idx], F.cross_entropy, optimizer)))
+    assert mean(losses[-10:]) < 0.8 * mean(losses[:10]), result.pattern["variant"]
+    # every variant the search could pick applies to a fresh BERT the same way and trains
+    for variant in ("ydrop", "gsnr"):
+        torch.manual_seed(0)
+        model = tiny_bert(2)
+        pattern = {"variant": "gsnr", "params": {"p": 0.1, "estimator": "microbatch"}}
+        if variant == "ydrop":
+            pattern = {"variant": "ydrop", "sites": [{"site": "dropout", "rate": 0.1}]}
+        applied = dropsearch.apply(LocalModel(model, bert_logits), pattern, sites=sites)
+        optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+        losses = []
+        for _ in range(100):
+            idx = torch.randint(len(y), (32,), generator=g)
+            losses.append(float(applied.training_step(x[idx], y[idx], F.cross_entropy, optimizer)))
+        assert mean(losses[-10:]) < 0.8 * mean(losses[:10]), variant
 
 
 def import_or_skip(name: str):
