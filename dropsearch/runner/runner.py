@@ -90,16 +90,7 @@ class Runner:
 
     # -- lifecycle ------------------------------------------------------------------------------------------
     def start(self) -> None:
-        """Connect to Ray (or start it) in the calling thread, run the poll loop in a background thread, return.
-
-        Ray's head processes of an embedded local Ray end when the thread that started them ends (they are tied
-        to it with ``PR_SET_PDEATHSIG``), so they are started here, in the long-lived caller (the main thread of
-        ``dropsearch serve``), not in the poll thread, which ends with :meth:`stop`.
-        """
-        try:
-            self._ensure_ray()
-        except Exception:  # e.g. the cluster is not up yet: the poll loop tries again
-            log.exception("connecting to Ray failed; the runner retries on its next poll")
+        """Run the poll loop in a background thread and return."""
         self._thread = threading.Thread(target=self._loop, name=f"runner-{self.runner_id}", daemon=True)
         self._thread.start()
 
