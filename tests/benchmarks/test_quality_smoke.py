@@ -62,6 +62,7 @@ def test_search_and_final_halves_are_disjoint_balanced_and_fixed_by_data_seed(lo
 
 
 @pytest.mark.slow
+@pytest.mark.drill
 def test_tiny_study_runs_end_to_end_and_writes_every_output(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-m", "benchmarks.quality", "--study", "digits", "--size", "tiny", "--out", str(tmp_path)]
@@ -150,6 +151,7 @@ def test_mnist1d_gaps_and_winners_curse_match_hand_computation():
 
 
 @pytest.mark.slow
+@pytest.mark.drill
 def test_tiny_mnist1d_study_goes_through_the_service_and_tests_every_method(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-m", "benchmarks.quality", "--size", "tiny", "--out", str(tmp_path)]

@@ -224,6 +224,7 @@ def _process_alive(pid: int) -> bool:
     return fields[0] not in ("Z", "X")
 
 
+@pytest.mark.drill
 def test_multi_worker_ddp_children_keep_training_after_asha_stops_them_and_the_next_ddp_trial_waits(
     sqlite_url: str, tmp_path: Path, fresh_ray
 ):

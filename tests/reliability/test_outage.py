@@ -19,7 +19,7 @@ from tests.reliability._common import assert_finished_cleanly, snapshot, spec, s
 from tests.reliability._proxy import TcpProxy
 from tests.store.conftest import POSTGRES_URL
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.drill]
 
 OUTAGE_S = 60.0
 
