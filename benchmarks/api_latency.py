@@ -92,7 +92,7 @@ def _key(url: str, owner: str = "bench") -> str:
     from dropsearch.store.db import get_engine, session_scope
 
     with session_scope(get_engine(url)) as session:
-        plain, _ = create_api_key(session=session, owner=owner, name="bench")
+        plain, _ = create_api_key(session=session, owner=owner, name="bench", is_admin=True)  # /metrics is admin-only
     return plain
 
 
