@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from dropsearch import __version__
@@ -22,6 +22,7 @@ from dropsearch.api.limits import RequestSizeLimit
 from dropsearch.api.metrics import ApiMetrics, MetricsMiddleware
 from dropsearch.api.routes import catalog, extend, health, searches, spec_schema, trials
 from dropsearch.api.schemas import ErrorPublic
+from dropsearch.api.strict_query import reject_unknown_query
 from dropsearch.api.ui.routes import install_ui
 from dropsearch.config import Settings, get_settings
 from dropsearch.store.db import make_engine
@@ -102,8 +103,9 @@ def create_app(
     )
     app.state.metrics = ApiMetrics()
     install_error_handlers(app)
-    for module in (searches, extend, trials, catalog, spec_schema, health):
-        app.include_router(module.router)
+    for module in (searches, extend, trials, catalog, spec_schema):
+        app.include_router(module.router, dependencies=[Depends(reject_unknown_query)])
+    app.include_router(health.router)  # probes stay lenient: no key, any query
     install_ui(app)  # the web dashboard (/, /ui/, /ui/searches/{id}, /ui/static) and /docs, /redoc
     app.add_middleware(RequestSizeLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)  # outermost: counts 413s too

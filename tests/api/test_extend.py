@@ -81,7 +81,7 @@ def test_extend_refusals_name_the_problem(api: Api) -> None:
     assert over.status_code == 422  # 2 + 99 > max_trials 100
     assert over.json()["errors"][0]["field"] == "trials" and "max_trials (100)" in over.json()["detail"]
     assert "add at most 98" in over.json()["detail"]
-    for body in ({"trials": 0}, {"trials": "x"}, {}, {"trials": 1, "more": 1}):
+    for body in ({"trials": 0}, {"trials": "x"}, {}, {"trials": 1, "more": 1}, None):
         bad = api.client.post(f"/v1/searches/{sid}/extend", json=body, headers=api.auth())
         assert bad.status_code == 422, body
     assert (
@@ -92,6 +92,20 @@ def test_extend_refusals_name_the_problem(api: Api) -> None:
     assert unchanged["status"] == "succeeded" and unchanged["progress"]["trials_total"] == 2
     exact = api.client.post(f"/v1/searches/{sid}/extend", json={"trials": 98}, headers=api.auth())
     assert exact.status_code == 200 and exact.json()["progress"]["trials_total"] == 100
+
+
+def test_extend_refuses_a_search_whose_stored_spec_no_longer_validates(api: Api) -> None:
+    from sqlalchemy import update
+
+    from dropsearch.store.models import SearchModel
+
+    sid = finished(api)
+    with session_scope(api.engine) as session:  # as if written by an older version with other fields
+        session.execute(update(SearchModel).where(SearchModel.id == sid).values(spec={"budget": {"trials": 2}}))
+    response = api.client.post(f"/v1/searches/{sid}/extend", json={"trials": 1}, headers=api.auth())
+    assert response.status_code == 409 and "model" in response.json()["detail"], response.text
+    unchanged = api.client.get(f"/v1/searches/{sid}", headers=api.auth()).json()
+    assert unchanged["status"] == "succeeded" and unchanged["progress"]["trials_total"] == 2
 
 
 def test_warm_start_copies_the_sources_latest_controller_state(api: Api) -> None:

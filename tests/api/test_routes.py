@@ -43,6 +43,24 @@ def test_list_is_newest_first_paginated_and_owner_scoped(api: Api) -> None:
     assert queued["count"] == 5
 
 
+def test_unknown_query_parameters_are_refused_with_their_names(sqlite_api: Api) -> None:
+    sid = submit(sqlite_api, "typo")
+    for path, params in (
+        ("/v1/searches", {"stauts": "running"}),
+        ("/v1/searches", {"limit": 2, "pagesize": 3}),
+        (f"/v1/searches/{sid}/trials", {"sort": "reward"}),
+        (f"/v1/searches/{sid}", {"limit": 1}),
+    ):
+        response = sqlite_api.client.get(path, params=params, headers=sqlite_api.auth())
+        unknown = next(name for name in params if name not in ("limit",) or path.endswith(sid))
+        assert response.status_code == 422, (path, params, response.text)
+        assert [e["loc"] for e in response.json()["errors"]] == [["query", unknown]]
+        assert unknown in response.json()["detail"]
+    listed = sqlite_api.client.get("/v1/searches", params={"status": "queued", "limit": 1}, headers=sqlite_api.auth())
+    assert listed.status_code == 200 and listed.json()["count"] == 1
+    assert sqlite_api.client.get("/healthz", params={"probe": 1}).status_code == 200
+
+
 def test_cancel_queued_running_and_finished(api: Api) -> None:
     queued = submit(api, "q")
     body = api.client.post(f"/v1/searches/{queued}/cancel", headers=api.auth()).json()

@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, HTTPException
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dropsearch.api.deps import CurrentKey, SessionDep, StateDep
 from dropsearch.api.errors import SpecRejected
 from dropsearch.api.routes.searches import search_or_404
 from dropsearch.api.schemas import ErrorPublic, SearchPublic, search_public
+from dropsearch.search.spec import SearchSpec
 from dropsearch.store.continuation import EXTENDABLE_STATUSES, extend_search
 from dropsearch.store.events import append_event
 
@@ -32,29 +33,37 @@ class ExtendRequest(BaseModel):
     responses={
         401: {"model": ErrorPublic, "description": "missing, malformed or invalid API key"},
         404: {"model": ErrorPublic, "description": "no such search for this key's owner"},
-        409: {"model": ErrorPublic, "description": "the search is not succeeded; `detail` names its status"},
+        409: {
+            "model": ErrorPublic,
+            "description": "the search is not succeeded (`detail` names its status) or its stored spec is invalid",
+        },
         422: {"model": ErrorPublic, "description": "bad body, or the new total is over the server's max_trials"},
     },
     summary="Extend a succeeded search",
 )
-def extend(
-    search_id: str, key: CurrentKey, session: SessionDep, state: StateDep, body: ExtendRequest | None = None
-) -> SearchPublic:
+def extend(search_id: str, key: CurrentKey, session: SessionDep, state: StateDep, body: ExtendRequest) -> SearchPublic:
     """Add trials to a succeeded search and queue it again.
 
     The runner resumes it from its last controller state: the finished trials are kept as they are (never run
     again), the controller's update count goes on, and only the new trials are trained. ``budget.trials`` of the
     stored spec and the progress total grow by ``trials``.
     """
-    record = search_or_404(session, key.owner, search_id)  # before the body: another owner learns nothing
-    if body is None:
-        raise SpecRejected("trials", 'the body must be {"trials": N}: how many trials to add')
+    record = search_or_404(session, key.owner, search_id)
     if record.status not in EXTENDABLE_STATUSES:
         raise HTTPException(
             409,
             detail=f"search {search_id} is {record.status}; only a succeeded search can be extended "
             "(wait until it ends; a failed or cancelled one can be resumed instead)",
         )
+    try:
+        SearchSpec.model_validate(record.spec)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise HTTPException(
+            409,
+            detail=f"search {search_id}'s stored spec is not valid for this server version "
+            f"({'.'.join(map(str, first['loc']))}: {first['msg']}); submit a new search instead",
+        ) from exc
     limit, total = state.settings.max_trials, record.trials_total + body.trials
     if total > limit:
         raise SpecRejected(
