@@ -52,7 +52,6 @@ __all__ = [
 PATTERN_FORMAT = "dropsearch.pattern/v1"
 
 
-
 def __getattr__(name: str) -> Any:
     # ``VARIANTS``: the built-in variant names, in registry order (read lazily: the built-ins import this module).
     # Plugins add more; :func:`variant_names` lists them all.

@@ -242,7 +242,7 @@ class _Experiment:
         import ray
         from ray import tune
 
-        from dropsearch.runner.schedulers import reports_end_on_rungs
+        from dropsearch.runner.schedulers import grace_epochs, reports_end_on_rungs
         from dropsearch.runner.trainable import BundleBox, TrialSettings, train_trial
 
         res, budget = spec.resources, spec.budget
@@ -253,6 +253,7 @@ class _Experiment:
         settings = TrialSettings(
             child=child,
             rungs=reports_end_on_rungs(spec),
+            rung_grace=grace_epochs(spec),
             group_epochs=budget.early_stopping in ("none", "asha", "hyperband"),
             workers_per_trial=res.workers_per_trial,
             use_gpu=res.gpus_per_trial > 0,

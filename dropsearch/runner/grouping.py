@@ -19,7 +19,13 @@ ASHA_REDUCTION_FACTOR = 2
 
 
 def epochs_per_call(
-    done: int, total: int, epoch_s: float | None, *, rungs: bool, target_s: float = CALL_TARGET_S
+    done: int,
+    total: int,
+    epoch_s: float | None,
+    *,
+    rungs: bool,
+    grace: int = ASHA_GRACE_PERIOD,
+    target_s: float = CALL_TARGET_S,
 ) -> int:
     """How many epochs the trial trains before its next report.
 
@@ -31,6 +37,7 @@ def epochs_per_call(
         total: epochs of the trial's budget.
         epoch_s: measured seconds per epoch (``None`` before the first).
         rungs: whether a rung-based scheduler (ASHA) decides early stops.
+        grace: ASHA's first rung (``budget.grace_epochs``); later rungs at ``grace * 2 ** k``.
         target_s: seconds between reports. Default: :data:`CALL_TARGET_S`.
 
     Examples::
@@ -41,13 +48,15 @@ def epochs_per_call(
         2
         >>> epochs_per_call(2, 100, 0.1, rungs=False)
         10
+        >>> epochs_per_call(0, 100, 0.1, rungs=True, grace=5)  # rungs at 5, 10, 20, ...
+        5
     """
     remaining = total - done
     if remaining <= 1 or epoch_s is None:
         return 1
     n = max(1, min(remaining, int(target_s / max(epoch_s, 1e-6))))
     if rungs:
-        rung = ASHA_GRACE_PERIOD
+        rung = grace
         while rung <= done:
             rung *= ASHA_REDUCTION_FACTOR
         n = min(n, rung - done)

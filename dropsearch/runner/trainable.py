@@ -117,6 +117,7 @@ class TrialSettings:
     Args:
         child: the child configuration common to all trials (``ChildConfig.to_dict()`` without a pattern).
         rungs: whether ASHA decides early stops (reports then end on its rungs).
+        rung_grace: ASHA's first rung in epochs (``budget.grace_epochs``).
         group_epochs: whether short epochs are grouped into about one report a second.
         workers_per_trial: Ray Train workers of one child (1: the trial trains it itself).
         use_gpu: one GPU per Ray Train worker.
@@ -134,6 +135,7 @@ class TrialSettings:
 
     child: dict[str, Any]
     rungs: bool = False
+    rung_grace: int = 1
     group_epochs: bool = True
     workers_per_trial: int = 1
     use_gpu: bool = False
@@ -292,7 +294,11 @@ def train_trial(config: dict[str, Any], *, bundle: BundleBox, settings: TrialSet
         epoch_s: float | None = None
         while child.epoch < child_config.epochs:
             n = epochs_per_call(
-                child.epoch, child_config.epochs, epoch_s if settings.group_epochs else None, rungs=settings.rungs
+                child.epoch,
+                child_config.epochs,
+                epoch_s if settings.group_epochs else None,
+                rungs=settings.rungs,
+                grace=settings.rung_grace,
             )
             group: list[dict[str, Any]] = []
             error: Exception | None = None

@@ -59,6 +59,7 @@ SEARCH_SPEC_EXAMPLE: dict[str, Any] = {
         "epochs_per_trial": 5,
         "max_concurrent": 2,
         "early_stopping": "asha",
+        "grace_epochs": None,
         "time_limit_s": None,
     },
     "resources": {"cpus_per_trial": 1, "gpus_per_trial": 0, "workers_per_trial": 1},
@@ -176,6 +177,14 @@ class BudgetSpec(BaseModel):
         "1, 2, 4, ...), hyperband (asynchronous HyperBand: ASHA over 3 brackets), median (median stopping rule "
         "after 2 epochs), or none",
     )
+    grace_epochs: int | None = Field(
+        None,
+        ge=1,
+        description="epochs every trial trains before early stopping may stop it: ASHA's first rung (later rungs "
+        "at grace x 2^k) or the median rule's grace period. Default: 1 for asha and hyperband, 2 for median. "
+        "Raise it when regularization pays off only late in training (a regularized child often trails an "
+        "unregularized one for its first epochs)",
+    )
     time_limit_s: float | None = Field(None, gt=0, description="wall-clock limit of the whole search")
     seeds_per_trial: int = Field(
         1,
@@ -194,6 +203,11 @@ class BudgetSpec(BaseModel):
         if self.max_concurrent > self.trials:
             raise ValueError(
                 f"budget.max_concurrent ({self.max_concurrent}) must not exceed budget.trials ({self.trials})"
+            )
+        if self.grace_epochs is not None and self.grace_epochs > self.epochs_per_trial:
+            raise ValueError(
+                f"budget.grace_epochs ({self.grace_epochs}) must not exceed budget.epochs_per_trial "
+                f"({self.epochs_per_trial})"
             )
         return self
 

@@ -30,7 +30,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from dropsearch.regularizers.pattern import Pattern, Site
+from dropsearch.regularizers.pattern import Pattern, Site, get_variant, is_variant
 from dropsearch.search.builtin import variant_sites
 from dropsearch.search.spec import VALIDATION_SEED_OFFSET, BaselineSpec
 from dropsearch.search.stats import PairedDifference, paired_difference
@@ -105,13 +105,22 @@ def pattern_key(pattern: Mapping[str, Any]) -> str:
     """Canonical text of what a pattern *does* (variant, sites, params), ignoring provenance and format.
 
     Two patterns with the same key train the same child, e.g. a search trial that decoded to no dropout and the
-    ``none`` baseline.
+    ``none`` baseline. A site variant at rate 0 on every site installs nothing (its modules are ``None`` at rate
+    0); unless it also changes the training step (a ``step_helper``, or fine-tuning), it trains the child of
+    ``none`` and gets its key.
     """
     p = Pattern.from_dict(dict(pattern))
+    if p.variant == "none" or _installs_nothing(p):
+        return json.dumps(["none", [], {}])
     sites = sorted(((s.site, s.rate, s.shape) for s in p.sites if s.rate > 0 or s.shape), key=lambda s: s[0])
-    if p.variant == "none":
-        sites = []
     return json.dumps([p.variant, sites, p.params], sort_keys=True, default=str)
+
+
+def _installs_nothing(p: Pattern) -> bool:
+    if not is_variant(p.variant) or any(s.rate > 0 for s in p.sites):
+        return False
+    spec = get_variant(p.variant)
+    return not spec.model_wide and spec.step_helper is None and not spec.fine_tune
 
 
 def baseline_pattern(baseline: BaselineSpec | Mapping[str, Any], sites: Sequence[Site]) -> dict[str, Any]:

@@ -29,3 +29,11 @@ def test_with_asha_a_call_ends_at_the_next_rung():
         ends.append(done)
     assert ends == [1, 2, 4, 8, 16, 32, 40]
     assert epochs_per_call(5, 40, 0.5, rungs=True, target_s=1.0) == 2  # time-bound before the rung at 8
+
+
+def test_with_a_later_grace_the_calls_end_on_its_rungs():
+    ends, done = [], 0
+    while done < 60:
+        done += epochs_per_call(done, 60, 0.001, rungs=True, grace=15)
+        ends.append(done)
+    assert ends == [15, 30, 60]

@@ -38,6 +38,7 @@ def test_minimal_spec_gets_the_documented_defaults():
         "epochs_per_trial": 5,
         "max_concurrent": 2,
         "early_stopping": "asha",
+        "grace_epochs": None,
         "time_limit_s": None,
         "seeds_per_trial": 1,
         "max_failures": 2,

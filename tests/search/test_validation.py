@@ -76,6 +76,21 @@ def test_select_top_takes_distinct_patterns_in_the_objectives_direction():
     assert pattern_key({"variant": "none", "sites": [{"site": "x", "rate": 0.2}]}) == pattern_key({"variant": "none"})
 
 
+def test_a_site_variant_at_rate_zero_everywhere_is_the_no_dropout_arm():
+    none = pattern_key({"variant": "none"})
+    zeros = [{"site": "a", "rate": 0.0}, {"site": "b", "rate": 0.0, "shape": {"block_size": 3}}]
+    assert pattern_key({"variant": "bernoulli", "sites": zeros}) == none
+    assert pattern_key({"variant": "dropblock", "sites": zeros, "params": {"block_size": 3}}) == none
+    one_on = [{"site": "a", "rate": 0.0}, {"site": "b", "rate": 0.1}]
+    assert pattern_key({"variant": "bernoulli", "sites": one_on}) != none
+    # Y-Drop changes the step (conductance refreshes) and GSNR is model-wide: never merged with no dropout
+    assert pattern_key({"variant": "ydrop", "sites": zeros, "params": {"scale": 0.5}}) != none
+    assert pattern_key({"variant": "gsnr", "params": {"p": 0.0}}) != none
+    trials = [({"variant": "bernoulli", "sites": zeros}, 0.9, 0), ({"variant": "bernoulli", "sites": one_on}, 0.8, 1)]
+    top = select_top(trials, 2, "max", exclude=[{"variant": "none"}])
+    assert [a.trial_index for a in top] == [1]  # the rate-0 trial is the "none" baseline already
+
+
 def test_validation_seeds_are_fresh():
     assert validation_seeds(7, 3) == [10007, 10008, 10009]
 
