@@ -14,6 +14,7 @@ from dropsearch.search.spec import SearchSpec
 from dropsearch.workers.child import ChildConfig
 from dropsearch.workers.datasets import DatasetBundle, load_dataset
 from dropsearch.workers.models import build_model, dropout_sites
+from dropsearch.workers.ray_owner import init_ray
 
 __all__ = ["InsufficientResourcesError", "PreparedSearch", "ensure_ray", "check_resources", "prepare_search"]
 
@@ -42,7 +43,8 @@ def ensure_ray(address: str | None = None, *, num_cpus: int | None = None, dashb
         # Nobody reads Ray's Prometheus metrics without a dashboard; not exporting them saves the processes of an
         # embedded Ray about a quarter of their background CPU (measured on 2 cores, see docs/SEARCH.md).
         os.environ.setdefault("RAY_enable_metrics_collection", "0")
-    ray.init(num_cpus=num_cpus, include_dashboard=dashboard, log_to_driver=False)
+    # from a thread that lives as long as the process: Ray's head processes die with the thread that started them
+    init_ray(num_cpus=num_cpus, include_dashboard=dashboard, log_to_driver=False)
 
 
 def _node_capacities() -> list[dict[str, float]]:
