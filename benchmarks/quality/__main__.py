@@ -36,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--controllers", default=None, help="mnist1d study: comma-separated, e.g. reinforce,random")
     parser.add_argument("--early-stopping", default=None, help="mnist1d study: the searches' budget.early_stopping")
     parser.add_argument("--trials", type=int, default=None, help="mnist1d study: trials per search")
+    parser.add_argument("--grace-epochs", type=int, default=None, help="mnist1d study: the budget's grace_epochs")
     parser.add_argument("--reuse-baselines", type=Path, default=None, help="mnist1d study: an earlier mnist1d.json")
     parser.add_argument("--out", type=Path, default=Path("docs/results"))
     parser.add_argument("--report-only", type=Path, default=None, help="redraw from an existing JSON document")
@@ -89,6 +90,8 @@ def _mnist1d(args: argparse.Namespace, argv: list[str] | None, log) -> int:
         size = dataclasses.replace(size, early_stopping=args.early_stopping)
     if args.trials:
         size = dataclasses.replace(size, trials=args.trials)
+    if args.grace_epochs:
+        size = dataclasses.replace(size, grace_epochs=args.grace_epochs)
     baselines = None
     if args.reuse_baselines is not None:
         baselines = reusable_baselines(size, json.loads(args.reuse_baselines.read_text()))

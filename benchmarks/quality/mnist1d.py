@@ -41,7 +41,8 @@ class Mnist1dSize:
         hidden: hidden widths of the ``mlp`` child.
         dataset_params: ``mnist1d`` params (e.g. ``n_train`` for a smaller, faster CI run).
         epochs, batch_size, lr: training of every child (Adam).
-        trials, max_concurrent, early_stopping: the search budget.
+        trials, max_concurrent, early_stopping, grace_epochs: the search budget (``grace_epochs``: ASHA's first
+            rung; rungs at 15, 30 and 60 of the 60 epochs by default).
         variants, rates: the search space (``autodropout`` offers no pattern for the MLP's linear and features
             sites, so it is not listed).
         search_seed: the searches' ``seed`` (their split, their children's seed, the validation seeds).
@@ -60,6 +61,7 @@ class Mnist1dSize:
     trials: int = 32
     max_concurrent: int = 2
     early_stopping: str = "asha"
+    grace_epochs: int | None = 15
     variants: tuple[str, ...] = ("bernoulli", "gsnr", "ydrop")
     rates: tuple[float, ...] = (0.0, 0.1, 0.3, 0.5)
     search_seed: int = 1
@@ -81,6 +83,7 @@ MNIST1D_SIZES: dict[str, Mnist1dSize] = {
         dataset_params={"n_train": 400},
         epochs=2,
         trials=4,
+        grace_epochs=None,
         test_seeds=(20000, 20001),
         grid=(0.1, 0.5),
         validation={"top_k": 1, "seeds": 2},
@@ -101,6 +104,7 @@ def search_spec(size: Mnist1dSize, controller: str) -> dict[str, Any]:
             "epochs_per_trial": size.epochs,
             "max_concurrent": size.max_concurrent,
             "early_stopping": size.early_stopping,
+            **({"grace_epochs": size.grace_epochs} if size.grace_epochs is not None else {}),
         },
         "resources": {"cpus_per_trial": 1},
         "objective": {"metric": "val_accuracy", "mode": "max"},
