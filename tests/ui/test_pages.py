@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from dropsearch.api.app import create_app
-from dropsearch.api.ui.routes import PAGES_DIR, STATIC_DIR
+from dropsearch.api.ui.routes import PAGES_DIR, STATIC_DIR, render_page
 from tests.api.conftest import make_settings
 
 PAGES = {"/ui/": "searches.html", "/ui/searches/abc123": "search.html"}
@@ -65,11 +65,23 @@ def test_pages_are_static_shells_with_a_strict_policy(client: TestClient, path: 
     response = client.get(path)  # no key: the page itself holds no data, its script asks for a key
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
-    assert response.text == (PAGES_DIR / PAGES[path]).read_text()
+    assert response.text == render_page(PAGES[path])  # the page's file, its shared fragments included
     policy = response.headers["content-security-policy"]
     assert "default-src 'none'" in policy and "script-src 'self'" in policy and "connect-src 'self'" in policy
     assert response.headers["x-content-type-options"] == "nosniff"
     assert response.headers["referrer-policy"] == "no-referrer"
+
+
+@pytest.mark.parametrize(
+    ("path", "current"), [("/ui/", "/ui/"), ("/ui/new", "/ui/new"), ("/ui/searches/abc123", None), ("/docs", None)]
+)
+def test_pages_include_their_shared_fragments(client: TestClient, path: str, current: str | None) -> None:
+    html = client.get(path).text
+    assert html.startswith('<!DOCTYPE html>\n<html lang="en">') and "<!--#include" not in html
+    marked = re.findall(r'<a href="([^"]+)" aria-current="page">', html)
+    assert marked == ([current] if current else [])
+    if path.startswith("/ui/"):
+        assert html.count('id="signin-form"') == 1 and html.count('class="skip-link"') == 1
 
 
 def test_a_search_page_is_the_same_for_every_id(client: TestClient) -> None:
@@ -111,7 +123,7 @@ def test_the_key_is_kept_in_session_storage_only() -> None:
 
 @pytest.mark.parametrize("name", ["searches.html", "search.html"])
 def test_markup_is_accessible(name: str) -> None:
-    elements = parse((PAGES_DIR / name).read_text()).elements
+    elements = parse(render_page(name)).elements
     html = next(attrs for tag, attrs, _ in elements if tag == "html")
     assert html.get("lang") == "en"
     labelled = {attrs.get("for") for tag, attrs, _ in elements if tag == "label"}

@@ -7,18 +7,23 @@ The pages hold no data and need no key: their scripts ask for an API key, keep i
 read everything from the authenticated ``/v1`` routes (the event stream with ``fetch``, since ``EventSource``
 cannot send an ``Authorization`` header). A strict Content-Security-Policy allows only this origin, so nothing is
 loaded from a CDN and the key can only be sent back to the API.
+
+What the pages share (the ``<head>``'s first lines; the top bar, skip link and sign-in form) is written once, in
+``pages/_*.html`` fragments: a page's line ``<!--#include _topbar.html current="/ui/new" -->`` stands for the
+fragment's lines, with the nav link to ``current`` marked ``aria-current="page"`` (:func:`render_page`).
 """
 
 from __future__ import annotations
 
+import re
 import secrets
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-__all__ = ["PAGES_DIR", "SECURITY_HEADERS", "STATIC_DIR", "install_ui", "router"]
+__all__ = ["PAGES_DIR", "SECURITY_HEADERS", "STATIC_DIR", "install_ui", "render_page", "router"]
 
 PAGES_DIR = Path(__file__).with_name("pages")
 STATIC_DIR = Path(__file__).with_name("static")
@@ -37,8 +42,27 @@ SECURITY_HEADERS = {
 router = APIRouter(include_in_schema=False)
 
 
-def _page(name: str) -> FileResponse:
-    return FileResponse(PAGES_DIR / name, media_type="text/html; charset=utf-8", headers=SECURITY_HEADERS)
+#: A whole line ``<!--#include <fragment> [current="<path>"] -->`` (its indentation and line end included).
+_INCLUDE = re.compile(r'^[ \t]*<!--#include (?P<name>_[\w-]+\.html)(?: current="(?P<current>[^"]+)")? -->\n', re.M)
+
+
+def render_page(name: str) -> str:
+    """The HTML of ``pages/<name>`` with each include line replaced by its fragment (see the module's doc)."""
+
+    def include(match: re.Match[str]) -> str:
+        fragment = (PAGES_DIR / match["name"]).read_text(encoding="utf-8")
+        if current := match["current"]:
+            link = f'<a href="{current}">'
+            if link not in fragment:
+                raise ValueError(f"{name}: {match['name']} has no link to {current}")
+            fragment = fragment.replace(link, f'<a href="{current}" aria-current="page">', 1)
+        return fragment
+
+    return _INCLUDE.sub(include, (PAGES_DIR / name).read_text(encoding="utf-8"))
+
+
+def _page(name: str) -> HTMLResponse:
+    return HTMLResponse(render_page(name), headers=SECURITY_HEADERS)
 
 
 @router.get("/")
@@ -48,19 +72,19 @@ def root() -> RedirectResponse:
 
 
 @router.get("/ui/")
-def searches_page() -> FileResponse:
+def searches_page() -> HTMLResponse:
     """The caller's searches: status, progress and best reward."""
     return _page("searches.html")
 
 
 @router.get("/ui/new")
-def new_search_page() -> FileResponse:
+def new_search_page() -> HTMLResponse:
     """A job spec editor (JSON or YAML, checked against the spec schema and the catalog); ``?from=<id>`` clones."""
     return _page("new.html")
 
 
 @router.get("/docs")
-def swagger_page() -> FileResponse:
+def swagger_page() -> HTMLResponse:
     """Swagger UI of ``/openapi.json`` (assets served by this app: works offline, same CSP as the dashboard)."""
     return _page("docs.html")
 
@@ -73,13 +97,13 @@ def redoc_page() -> HTMLResponse:
     page's CSP is the dashboard's plus a fresh ``'nonce-...'`` for styles only, handed to ReDoc's ``nonce`` option.
     """
     nonce = secrets.token_urlsafe(18)
-    html = (PAGES_DIR / "redoc.html").read_text(encoding="utf-8").replace("{{nonce}}", nonce)
+    html = render_page("redoc.html").replace("{{nonce}}", nonce)
     csp = SECURITY_HEADERS["Content-Security-Policy"].replace("style-src 'self'", f"style-src 'self' 'nonce-{nonce}'")
     return HTMLResponse(html, headers={**SECURITY_HEADERS, "Content-Security-Policy": csp})
 
 
 @router.get("/ui/searches/{search_id}")
-def search_page(search_id: str) -> FileResponse:
+def search_page(search_id: str) -> HTMLResponse:
     """One search, followed live (the script reads the id from the URL; another owner's search shows not-found)."""
     return _page("search.html")
 

@@ -23,6 +23,7 @@ const DSCharts = (() => {
     return out;
   }
 
+  /* [lo, hi] of `values`, widened by `pad` of their range on each side ([0, 1] when none is finite). */
   function extent(values, pad) {
     let lo = Math.min(...values), hi = Math.max(...values);
     if (!Number.isFinite(lo)) return [0, 1];
@@ -136,5 +137,5 @@ const DSCharts = (() => {
     return out;
   }
 
-  return { draw, bestSoFar, ticks };
+  return { draw, bestSoFar, ticks, svgEl, extent };
 })();

@@ -4,31 +4,17 @@
 "use strict";
 
 const DSCurves = (() => {
-  const NS = "http://www.w3.org/2000/svg";
   const H = 300, M = { left: 64, right: 16, top: 16, bottom: 52 };
   /* Colours with at least 3:1 contrast on white, one per variant. */
   const PALETTE = ["#0b57d0", "#b3261e", "#1b5e20", "#7b1fa2", "#8a4b00", "#00695c", "#ad1457", "#37474f", "#5d4037"];
 
-  function svgEl(tag, attrs = {}, text) {
-    const node = document.createElementNS(NS, tag);
-    for (const [name, value] of Object.entries(attrs)) node.setAttribute(name, String(value));
-    if (text !== undefined) node.textContent = text;
-    return node;
-  }
+  const { svgEl, extent } = DSCharts;  /* charts.js, loaded before this file */
 
   /* One colour per variant, by sorted name: both charts colour a variant alike. */
   function colours(variants) {
     const out = new Map();
     for (const v of [...new Set(variants)].sort()) out.set(v, PALETTE[out.size % PALETTE.length]);
     return out;
-  }
-
-  function extent(values, pad) {
-    let lo = Math.min(...values), hi = Math.max(...values);
-    if (!Number.isFinite(lo)) return [0, 1];
-    if (lo === hi) { lo -= Math.abs(lo) * 0.1 || 0.5; hi += Math.abs(hi) * 0.1 || 0.5; }
-    const margin = (hi - lo) * pad;
-    return [lo - margin, hi + margin];
   }
 
   function frame(svg, emptyText, hasData) {
