@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.api.server import free_port
+from tests.api.server import free_port, wait_healthy
 
 pytestmark = [pytest.mark.slow, pytest.mark.drill]
 
@@ -105,19 +105,6 @@ def test_the_light_install_applies_patterns_with_torch_alone(venv: Path) -> None
     assert all(loss > 0 for loss in result["losses"])
 
 
-def _wait_healthy(url: str, proc: subprocess.Popen[str], log: Path, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "serve exited early:\n" + log.read_text()[-4000:]
-        try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"{url}/healthz did not answer in {timeout} s:\n" + log.read_text()[-4000:])
-
-
 def test_a_plugin_model_and_dataset_are_served_and_searched(venv: Path, wheel: Path, tmp_path: Path) -> None:
     _pip(venv / "python", f"dropsearch[service] @ {wheel.as_uri()}")
     example = tmp_path / "example"
@@ -139,7 +126,7 @@ def test_a_plugin_model_and_dataset_are_served_and_searched(venv: Path, wheel: P
             text=True,
         )
     try:
-        _wait_healthy(url, server, log)
+        wait_healthy(url, server, timeout=180, poll_s=0.5, log=log)
         headers = {"Authorization": f"Bearer {(data / 'admin.key').read_text().strip()}"}
         catalog = httpx.get(f"{url}/v1/catalog", headers=headers, timeout=30).json()
         models = {m["name"]: m for m in catalog["models"]}

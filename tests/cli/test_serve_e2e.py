@@ -6,11 +6,9 @@ Slow (Ray starts in each test): run with ``pytest -m slow tests/cli``.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import stat
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,11 +18,11 @@ import pytest
 from dropsearch.regularizers.pattern import Pattern
 from dropsearch.store.db import make_engine, session_scope
 from dropsearch.store.searches import load_search
-from tests.api.server import free_port
+from tests.api.server import free_port, wait_healthy
+from tests.cli._helpers import CLI, cli_env
 
 pytestmark = pytest.mark.slow
 
-CLI = [sys.executable, "-m", "dropsearch.cli"]
 TINY = {
     "name": "e2e-tiny",
     "model": {"name": "convnet", "params": {"widths": [8, 16]}},
@@ -36,20 +34,13 @@ TINY = {
 }
 
 
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DROPSEARCH_")}
-    env.update(OMP_NUM_THREADS="1", RAY_USAGE_STATS_ENABLED="0", DROPSEARCH_RAY_NUM_CPUS="2", COLUMNS="120")
-    env.update(extra)
-    return env
-
-
 def _run(*args: object, env: dict[str, str], timeout: float = 240) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*CLI, *map(str, args)], env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def test_serve_demo_runs_the_demo_and_exits(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    env = _env(DROPSEARCH_DEMO_TRIALS="2", DROPSEARCH_DEMO_EPOCHS="1")
+    env = cli_env(2, DROPSEARCH_DEMO_TRIALS="2", DROPSEARCH_DEMO_EPOCHS="1")
     args = ["serve", "--port", free_port(), "--data-dir", data, "--demo", "--exit-after-demo"]
     proc = _run(*args, env=env, timeout=400)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
@@ -84,7 +75,7 @@ def test_serve_demo_runs_the_demo_and_exits(tmp_path: Path) -> None:
         stderr=subprocess.STDOUT,
         text=True,
     )
-    _wait_healthy(f"http://127.0.0.1:{port}", restarted)
+    wait_healthy(f"http://127.0.0.1:{port}", restarted, timeout=90)
     restarted.send_signal(signal.SIGINT)
     out, _ = restarted.communicate(timeout=60)
     assert restarted.returncode == 0 and "SIGINT: stopping" in out
@@ -92,29 +83,16 @@ def test_serve_demo_runs_the_demo_and_exits(tmp_path: Path) -> None:
     assert key_path.read_text().strip() == key
 
 
-def _wait_healthy(url: str, proc: subprocess.Popen[str], timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "serve exited early"
-        try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.3)
-    raise AssertionError(f"{url}/healthz did not answer in {timeout} s")
-
-
 def test_serve_then_submit_watch_best_and_sigterm(tmp_path: Path) -> None:
     data, port = tmp_path / "data", free_port()
     url = f"http://127.0.0.1:{port}"
-    env = _env(DROPSEARCH_DATA_DIR=str(data), DROPSEARCH_URL=url)
+    env = cli_env(2, DROPSEARCH_DATA_DIR=str(data), DROPSEARCH_URL=url)
     log = (tmp_path / "serve.log").open("w")
     server = subprocess.Popen(
         [*CLI, "serve", "--port", str(port), "--no-dashboard"], env=env, stdout=log, stderr=subprocess.STDOUT, text=True
     )
     try:
-        _wait_healthy(url, server)
+        wait_healthy(url, server, timeout=90)
         docs = httpx.get(f"{url}/docs", timeout=10)
         assert docs.status_code == 200 and "text/html" in docs.headers["content-type"]
 

@@ -14,14 +14,12 @@ import select
 import signal
 import stat
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
-import httpx
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
@@ -31,17 +29,9 @@ from dropsearch.config import Settings, postgres_url
 from dropsearch.store.api_keys import authenticate, list_api_keys
 from dropsearch.store.db import make_engine, session_scope
 from dropsearch.store.migrate import upgrade
-from tests.api.server import free_port
+from tests.api.server import free_port, wait_healthy
+from tests.cli._helpers import CLI, cli_env
 from tests.store.conftest import POSTGRES_URL
-
-CLI = [sys.executable, "-m", "dropsearch.cli"]
-
-
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DROPSEARCH_")}
-    env.update(OMP_NUM_THREADS="1", RAY_USAGE_STATS_ENABLED="0", DROPSEARCH_RAY_NUM_CPUS="1", COLUMNS="120")
-    env.update(extra)
-    return env
 
 
 @pytest.fixture
@@ -66,19 +56,6 @@ def postgres_with_password() -> Iterator[tuple[str, str]]:
         admin.dispose()
 
 
-def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "serve exited early"
-        try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.3)
-    raise AssertionError(f"{url}/healthz did not answer in {timeout} s")
-
-
 def _serve_piped(env: dict[str, str], *args: str) -> tuple[str, str, str]:
     """Run ``dropsearch serve`` with stdout and stderr on pipes until healthy, use the API, stop it with SIGINT.
 
@@ -96,7 +73,7 @@ def _serve_piped(env: dict[str, str], *args: str) -> tuple[str, str, str]:
         text=True,
     )
     try:
-        _wait_healthy(url, proc)
+        wait_healthy(url, proc, timeout=120)
     finally:
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=120)
@@ -128,7 +105,7 @@ def test_serve_prints_no_admin_key_or_database_password_when_stdout_is_not_a_ter
     tmp_path: Path, request: pytest.FixtureRequest, database: str, runner: bool
 ) -> None:
     data = tmp_path / "data"
-    env = _env(DROPSEARCH_DATA_DIR=str(data))
+    env = cli_env(1, DROPSEARCH_DATA_DIR=str(data))
     password = None
     if database == "postgres":
         url, password = request.getfixturevalue("postgres_with_password")
@@ -154,7 +131,7 @@ def test_serve_shows_a_new_admin_key_only_on_a_terminal(tmp_path: Path) -> None:
     primary, secondary = pty.openpty()
     proc = subprocess.Popen(
         [*CLI, "serve", "--port", str(port), "--no-runner"],
-        env=_env(DROPSEARCH_DATA_DIR=str(data)),
+        env=cli_env(1, DROPSEARCH_DATA_DIR=str(data)),
         stdin=subprocess.DEVNULL,
         stdout=secondary,
         stderr=secondary,
@@ -162,7 +139,7 @@ def test_serve_shows_a_new_admin_key_only_on_a_terminal(tmp_path: Path) -> None:
     os.close(secondary)
     chunks: list[bytes] = []
     try:
-        _wait_healthy(f"http://127.0.0.1:{port}", proc)
+        wait_healthy(f"http://127.0.0.1:{port}", proc, timeout=120)
     finally:
         proc.send_signal(signal.SIGINT)
         deadline = time.monotonic() + 60
@@ -242,7 +219,7 @@ def test_a_bad_admin_key_file_is_refused_naming_the_setting(tmp_path: Path, cont
     secret_file = tmp_path / "admin-key"
     if content is not None:
         secret_file.write_text(content)
-    env = _env(DROPSEARCH_DATA_DIR=str(tmp_path / "data"), DROPSEARCH_ADMIN_KEY_FILE=str(secret_file))
+    env = cli_env(1, DROPSEARCH_DATA_DIR=str(tmp_path / "data"), DROPSEARCH_ADMIN_KEY_FILE=str(secret_file))
     proc = subprocess.run(
         [*CLI, "serve", "--port", str(free_port()), "--no-runner"], env=env, capture_output=True, text=True, timeout=120
     )
@@ -255,7 +232,7 @@ def test_serve_with_an_admin_key_file_prints_nothing_about_the_key_and_writes_no
     secret_file = tmp_path / "admin-key"
     key = "op_" + secrets.token_urlsafe(32)
     secret_file.write_text(key + "\n")
-    env = _env(DROPSEARCH_DATA_DIR=str(data), DROPSEARCH_ADMIN_KEY_FILE=str(secret_file))
+    env = cli_env(1, DROPSEARCH_DATA_DIR=str(data), DROPSEARCH_ADMIN_KEY_FILE=str(secret_file))
     for _ in range(2):  # a restart with the same Secret
         out, err, _url = _serve_piped(env, "--no-runner")
         assert key not in out + err and key[12:] not in out + err
