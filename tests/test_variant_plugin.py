@@ -9,8 +9,6 @@ The plugin (:mod:`tests.regularizers.variant_plugin`) is written into a temporar
 from __future__ import annotations
 
 import json
-import os
-import sys
 from pathlib import Path
 
 import httpx
@@ -19,6 +17,7 @@ import torch
 
 import dropsearch
 from dropsearch.regularizers.registry import refresh_variants, unregister_variant, variant_names
+from tests._plugins import on_path_for_ray
 from tests.regularizers.variant_plugin import NAME, write_plugin
 
 pytestmark = pytest.mark.slow
@@ -27,23 +26,11 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def installed_plugin(tmp_path: Path):
     """The plugin on sys.path and PYTHONPATH (for Ray workers); every trace of it is removed afterwards."""
-    import ray
-
-    ray.shutdown()  # a Ray started earlier in this process would not see the new PYTHONPATH
-    root = write_plugin(tmp_path / "site-packages")
-    saved_env = os.environ.get("PYTHONPATH")
-    sys.path.insert(0, str(root))
-    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), saved_env) if p)
-    refresh_variants()
     try:
-        yield root
+        with on_path_for_ray(write_plugin(tmp_path / "site-packages")) as root:
+            refresh_variants()
+            yield root
     finally:
-        ray.shutdown()
-        sys.path.remove(str(root))
-        if saved_env is None:
-            os.environ.pop("PYTHONPATH", None)
-        else:
-            os.environ["PYTHONPATH"] = saved_env
         if NAME in variant_names():
             unregister_variant(NAME)
         refresh_variants()

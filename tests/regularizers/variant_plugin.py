@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tests._plugins import write_package
+
 NAME = "linedrop-test"
 
 SOURCE = '''
@@ -68,10 +70,4 @@ SPEC = VariantSpec(
 
 def write_plugin(root: Path, *, module: str = "dropsearch_linedrop_test", name: str = NAME) -> Path:
     """Write the plugin module and its dist-info under ``root`` (a ``sys.path`` entry) and return ``root``."""
-    root.mkdir(parents=True, exist_ok=True)
-    (root / f"{module}.py").write_text(SOURCE)
-    info = root / f"{module}-0.1.dist-info"
-    info.mkdir(exist_ok=True)
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module}\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text(f"[dropsearch.variants]\n{name} = {module}:SPEC\n")
-    return root
+    return write_package(root, module, SOURCE, "dropsearch.variants", f"{name} = {module}:SPEC")

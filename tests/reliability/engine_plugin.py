@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tests._plugins import write_package
+
 NAME = "faulty-mlp-test"
 
 SOURCE = '''
@@ -102,10 +104,4 @@ build_faulty_mlp.input_kinds = ("image", "signal")
 
 def write_plugin(root: Path, *, module: str = "dropsearch_faulty_mlp_test", name: str = NAME) -> Path:
     """Write the plugin module and its dist-info under ``root`` (a ``sys.path`` entry) and return ``root``."""
-    root.mkdir(parents=True, exist_ok=True)
-    (root / f"{module}.py").write_text(SOURCE)
-    info = root / f"{module}-0.1.dist-info"
-    info.mkdir(exist_ok=True)
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module}\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text(f"[dropsearch.models]\n{name} = {module}:build_faulty_mlp\n")
-    return root
+    return write_package(root, module, SOURCE, "dropsearch.models", f"{name} = {module}:build_faulty_mlp")

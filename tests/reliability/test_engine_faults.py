@@ -8,9 +8,7 @@ import any installed package.
 
 from __future__ import annotations
 
-import os
 import shutil
-import sys
 import time
 from datetime import timezone
 from pathlib import Path
@@ -21,6 +19,7 @@ from dropsearch import store
 from dropsearch.config import Settings
 from dropsearch.runner import Runner
 from dropsearch.store import session_scope
+from tests._plugins import on_path_for_ray
 from tests.reliability._common import Snapshot, snapshot, submit, wait_for
 from tests.reliability.engine_plugin import NAME, write_plugin
 
@@ -36,25 +35,13 @@ def sqlite_url(tmp_path: Path, sqlite_template: Path) -> str:
 @pytest.fixture
 def faulty_model(tmp_path: Path):
     """The plugin on sys.path and PYTHONPATH (Ray started afterwards sees it); removed again afterwards."""
-    import ray
-
     from dropsearch.workers.models import registry
 
-    ray.shutdown()  # a Ray started earlier in this process would not see the new PYTHONPATH
-    root = write_plugin(tmp_path / "site-packages")
-    saved_env = os.environ.get("PYTHONPATH")
-    sys.path.insert(0, str(root))
-    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), saved_env) if p)
-    registry._REGISTRY.refresh()
     try:
-        yield tmp_path / "marker"
+        with on_path_for_ray(write_plugin(tmp_path / "site-packages")):
+            registry._REGISTRY.refresh()
+            yield tmp_path / "marker"
     finally:
-        ray.shutdown()
-        sys.path.remove(str(root))
-        if saved_env is None:
-            os.environ.pop("PYTHONPATH", None)
-        else:
-            os.environ["PYTHONPATH"] = saved_env
         registry._REGISTRY._entries.pop(NAME, None)
         registry._REGISTRY.refresh()
 
