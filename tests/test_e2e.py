@@ -11,26 +11,17 @@ import pytest
 import torch
 
 import dropsearch
-from dropsearch.api.app import create_app
-from dropsearch.client import Client
-from dropsearch.runner import Runner
-from dropsearch.store import make_engine
-from tests.api.conftest import make_key, make_settings
-from tests.api.server import serve
+from tests._live import DIGITS, live_service, with_overrides
 from tests.store.conftest import db_url, postgres_url, sqlite_template  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.slow
 
-SPEC = {
-    "name": "e2e-digits",
-    "model": {"name": "convnet", "params": {"widths": [8, 16]}},
-    "dataset": {"name": "digits"},
-    "space": {"variants": ["bernoulli", "dropblock", "autodropout", "ydrop"], "rates": [0.0, 0.1, 0.3]},
-    "controller": {"name": "reinforce", "batch_size": 4},
-    "budget": {"trials": 8, "epochs_per_trial": 2, "max_concurrent": 2, "early_stopping": "none"},
-    "validation": {"enabled": False},  # this test counts the search trials only
-    "training": {"lr": 0.003},
-}
+SPEC = with_overrides(
+    DIGITS,
+    name="e2e-digits",
+    space={"variants": ["bernoulli", "dropblock", "autodropout", "ydrop"], "rates": [0.0, 0.1, 0.3]},
+    training={"lr": 0.003},
+)
 
 
 @pytest.fixture
@@ -43,40 +34,30 @@ def fresh_ray():
 
 
 def test_submit_follow_sse_download_best_and_apply(db_url, tmp_path, fresh_ray):  # noqa: F811
-    settings = make_settings(db_url, tmp_path, heartbeat_s=1.0, lease_timeout_s=10.0, ray_num_cpus=2)
-    engine = make_engine(db_url)
-    key = make_key(engine, "alice")
-    app = create_app(settings, migrate=False, sse_poll_s=0.1, sse_keepalive_s=1.0)
-    runner = Runner(settings, poll_s=0.2)
-    runner.start()
-    try:
-        with serve(app) as base_url, Client(base_url, key) as client:
-            created = client.submit(SPEC)
-            assert created["status"] == "queued" and created["ray_dashboard_url"]
-            search_id = created["id"]
-            kinds = []
-            for event in client.events(search_id):
-                kinds.append(event["event"])
-                if event["event"] == "end":
-                    assert event["data"]["status"] == "succeeded"
-                    break
-            assert kinds.count("trial_finished") == 8 and kinds.count("controller_updated") == 2
-            assert kinds.count("trial_reported") == 16
-            search = client.get(search_id)
-            assert search["status"] == "succeeded"
-            assert search["progress"]["trials_done"] == search["progress"]["trials_total"] == 8
-            trials = client.trials(search_id, limit=100)["data"]
-            assert sorted(t["index"] for t in trials) == list(range(8))
-            for trial in trials:
-                assert trial["status"] == "succeeded"
-                assert [m["epoch"] for m in trial["metrics"]] == [1, 2]
-                assert 0 <= trial["metrics"][-1]["val_accuracy"] <= 1
-            best = client.best(search_id)
-            assert best["provenance"]["search_id"] == search_id
-            assert best["provenance"]["reward"] == pytest.approx(max(t["reward"] for t in trials))
-    finally:
-        runner.stop()
-        engine.dispose()
+    with live_service(db_url, tmp_path) as (client, _engine):
+        created = client.submit(SPEC)
+        assert created["status"] == "queued" and created["ray_dashboard_url"]
+        search_id = created["id"]
+        kinds = []
+        for event in client.events(search_id):
+            kinds.append(event["event"])
+            if event["event"] == "end":
+                assert event["data"]["status"] == "succeeded"
+                break
+        assert kinds.count("trial_finished") == 8 and kinds.count("controller_updated") == 2
+        assert kinds.count("trial_reported") == 16
+        search = client.get(search_id)
+        assert search["status"] == "succeeded"
+        assert search["progress"]["trials_done"] == search["progress"]["trials_total"] == 8
+        trials = client.trials(search_id, limit=100)["data"]
+        assert sorted(t["index"] for t in trials) == list(range(8))
+        for trial in trials:
+            assert trial["status"] == "succeeded"
+            assert [m["epoch"] for m in trial["metrics"]] == [1, 2]
+            assert 0 <= trial["metrics"][-1]["val_accuracy"] <= 1
+        best = client.best(search_id)
+        assert best["provenance"]["search_id"] == search_id
+        assert best["provenance"]["reward"] == pytest.approx(max(t["reward"] for t in trials))
 
     from dropsearch.workers.datasets import load_dataset
     from dropsearch.workers.models import build_model

@@ -8,22 +8,18 @@ from dropsearch.runner.engine import run_search
 from dropsearch.runner.events import SearchCallbacks
 from dropsearch.search.spec import SearchSpec
 from dropsearch.workers.setup import InsufficientResourcesError
+from tests._live import DIGITS, with_overrides
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("local_ray")]
 
 
+BODY = with_overrides(
+    DIGITS, space={"variants": ["bernoulli", "dropblock", "autodropout", "ydrop"], "rates": [0.0, 0.2, 0.5]}
+)
+
+
 def _spec(**overrides) -> SearchSpec:
-    body = {
-        "model": {"name": "convnet", "params": {"widths": [8, 16]}},
-        "dataset": {"name": "digits"},
-        "space": {"variants": ["bernoulli", "dropblock", "autodropout", "ydrop"], "rates": [0.0, 0.2, 0.5]},
-        "controller": {"name": "reinforce", "batch_size": 4},
-        "budget": {"trials": 8, "epochs_per_trial": 2, "max_concurrent": 2, "early_stopping": "none"},
-        "validation": {"enabled": False},  # this test counts the search trials only
-    }
-    for key, value in overrides.items():
-        body[key] = {**body.get(key, {}), **value} if isinstance(value, dict) else value
-    return SearchSpec.model_validate(body)
+    return SearchSpec.model_validate(with_overrides(BODY, **overrides))
 
 
 class Recorder(SearchCallbacks):

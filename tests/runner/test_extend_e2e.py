@@ -10,30 +10,20 @@ from __future__ import annotations
 
 import pytest
 
-from dropsearch.api.app import create_app
-from dropsearch.client import Client
-from dropsearch.runner import Runner
-from dropsearch.search.spec import SearchSpec
-from dropsearch.store import make_engine, session_scope
+from dropsearch.store import session_scope
 from dropsearch.store.controller_states import latest_controller_state
-from tests.api.conftest import make_key, make_settings
-from tests.api.server import serve
+from tests._live import DIGITS, live_service, with_overrides
 from tests.api.test_export import check_csv_matches_json
 from tests.store.conftest import db_url, postgres_url, sqlite_template  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.slow
 
-SPEC = {
-    "name": "extend-e2e",
-    "model": {"name": "convnet", "params": {"widths": [8, 16]}},
-    "dataset": {"name": "digits"},
-    "space": {"variants": ["bernoulli", "dropblock", "autodropout"], "rates": [0.0, 0.1, 0.3]},
-    "controller": {"name": "reinforce", "batch_size": 4},
-    "budget": {"trials": 8, "epochs_per_trial": 2, "max_concurrent": 2, "early_stopping": "none"},
-    "training": {"lr": 0.003},
-}
-if "validation" in SearchSpec.model_fields:  # the post-search validation stage re-trains the best; not tested here
-    SPEC["validation"] = {"enabled": False}
+SPEC = with_overrides(
+    DIGITS,
+    name="extend-e2e",
+    space={"variants": ["bernoulli", "dropblock", "autodropout"], "rates": [0.0, 0.1, 0.3]},
+    training={"lr": 0.003},
+)
 
 
 @pytest.fixture
@@ -53,45 +43,35 @@ def updates(engine, search_id: str) -> tuple[int, int]:
 
 
 def test_extend_a_finished_search_and_warm_start_another(db_url, tmp_path, fresh_ray):  # noqa: F811
-    settings = make_settings(db_url, tmp_path, heartbeat_s=1.0, lease_timeout_s=10.0, ray_num_cpus=2)
-    engine = make_engine(db_url)
-    key = make_key(engine, "alice")
-    app = create_app(settings, migrate=False, sse_poll_s=0.1, sse_keepalive_s=1.0)
-    runner = Runner(settings, poll_s=0.2)
-    runner.start()
-    try:
-        with serve(app) as base_url, Client(base_url, key) as client:
-            sid = client.submit(SPEC)["id"]
-            assert client.wait(sid, timeout=600, poll_s=0.5)["status"] == "succeeded"
-            first = client.all_trials(sid)
-            assert len(first) == 8 and updates(engine, sid) == (2, 8)
+    with live_service(db_url, tmp_path) as (client, engine):
+        sid = client.submit(SPEC)["id"]
+        assert client.wait(sid, timeout=600, poll_s=0.5)["status"] == "succeeded"
+        first = client.all_trials(sid)
+        assert len(first) == 8 and updates(engine, sid) == (2, 8)
 
-            extended = client.extend(sid, 4)
-            assert extended["status"] == "queued" and extended["progress"] == {"trials_done": 8, "trials_total": 12}
-            final = client.wait(sid, timeout=600, poll_s=0.5)
-            assert final["status"] == "succeeded" and final["spec"]["budget"]["trials"] == 12
-            assert final["progress"] == {"trials_done": 12, "trials_total": 12}
-            after = client.all_trials(sid)
-            assert [t["index"] for t in after] == list(range(12))
-            for old, now in zip(first, after[:8], strict=True):
-                assert (now["id"], now["reward"], now["finished_at"], now["metrics"]) == (
-                    old["id"],
-                    old["reward"],
-                    old["finished_at"],
-                    old["metrics"],
-                )
-            assert all(t["status"] == "succeeded" and len(t["metrics"]) == 2 for t in after[8:])
-            assert min(t["started_at"] for t in after[8:]) > max(t["finished_at"] for t in first)
-            assert updates(engine, sid) == (3, 12)  # the controller went on: 2 updates, then one more
-            check_csv_matches_json(client.trials_csv(sid), after)
+        extended = client.extend(sid, 4)
+        assert extended["status"] == "queued" and extended["progress"] == {"trials_done": 8, "trials_total": 12}
+        final = client.wait(sid, timeout=600, poll_s=0.5)
+        assert final["status"] == "succeeded" and final["spec"]["budget"]["trials"] == 12
+        assert final["progress"] == {"trials_done": 12, "trials_total": 12}
+        after = client.all_trials(sid)
+        assert [t["index"] for t in after] == list(range(12))
+        for old, now in zip(first, after[:8], strict=True):
+            assert (now["id"], now["reward"], now["finished_at"], now["metrics"]) == (
+                old["id"],
+                old["reward"],
+                old["finished_at"],
+                old["metrics"],
+            )
+        assert all(t["status"] == "succeeded" and len(t["metrics"]) == 2 for t in after[8:])
+        assert min(t["started_at"] for t in after[8:]) > max(t["finished_at"] for t in first)
+        assert updates(engine, sid) == (3, 12)  # the controller went on: 2 updates, then one more
+        check_csv_matches_json(client.trials_csv(sid), after)
 
-            warm_spec = {**SPEC, "name": "warm", "controller": {**SPEC["controller"], "warm_start_from": sid}}
-            warm_spec["budget"] = {**SPEC["budget"], "trials": 4}
-            warm = client.submit(warm_spec)["id"]
-            assert updates(engine, warm) == (3, 0)  # the source's controller, no trial seen yet
-            assert client.wait(warm, timeout=600, poll_s=0.5)["status"] == "succeeded"
-            assert len(client.all_trials(warm)) == 4
-            assert updates(engine, warm) == (4, 4)  # started at the source's 3 updates
-    finally:
-        runner.stop()
-        engine.dispose()
+        warm_spec = {**SPEC, "name": "warm", "controller": {**SPEC["controller"], "warm_start_from": sid}}
+        warm_spec["budget"] = {**SPEC["budget"], "trials": 4}
+        warm = client.submit(warm_spec)["id"]
+        assert updates(engine, warm) == (3, 0)  # the source's controller, no trial seen yet
+        assert client.wait(warm, timeout=600, poll_s=0.5)["status"] == "succeeded"
+        assert len(client.all_trials(warm)) == 4
+        assert updates(engine, warm) == (4, 4)  # started at the source's 3 updates
