@@ -42,6 +42,16 @@ def _stop_orphaned_ray_agents() -> Iterator[None]:
             pass
 
 
+@pytest.fixture
+def fresh_ray() -> Iterator[None]:
+    """No Ray before or after the test (one the test starts, or its runner starts, is shut down afterwards)."""
+    import ray
+
+    ray.shutdown()
+    yield
+    ray.shutdown()
+
+
 @pytest.fixture(scope="module")
 def local_ray() -> Iterator[None]:
     """A fresh 2-CPU local Ray (no dashboard) for one test module; use with ``pytest.mark.usefixtures``."""

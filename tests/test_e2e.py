@@ -24,15 +24,6 @@ SPEC = with_overrides(
 )
 
 
-@pytest.fixture
-def fresh_ray():
-    import ray
-
-    ray.shutdown()
-    yield
-    ray.shutdown()
-
-
 def test_submit_follow_sse_download_best_and_apply(db_url, tmp_path, fresh_ray):  # noqa: F811
     with live_service(db_url, tmp_path) as (client, _engine):
         created = client.submit(SPEC)

@@ -46,15 +46,6 @@ def faulty_model(tmp_path: Path):
         registry._REGISTRY.refresh()
 
 
-@pytest.fixture
-def fresh_ray():
-    import ray
-
-    ray.shutdown()
-    yield
-    ray.shutdown()
-
-
 def _settings(url: str, tmp_path: Path) -> Settings:
     return Settings(data_dir=tmp_path, database_url=url, heartbeat_s=1.0, lease_timeout_s=20.0, ray_num_cpus=2)
 

@@ -30,16 +30,7 @@ from tests.reliability._common import (
     wait_for,
 )
 
-pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(autouse=True)
-def fresh_ray():
-    import ray
-
-    ray.shutdown()
-    yield
-    ray.shutdown()
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("fresh_ray")]
 
 
 @pytest.fixture

@@ -26,15 +26,6 @@ SPEC = with_overrides(
 )
 
 
-@pytest.fixture
-def fresh_ray():
-    import ray
-
-    ray.shutdown()
-    yield
-    ray.shutdown()
-
-
 def updates(engine, search_id: str) -> tuple[int, int]:
     with session_scope(engine, read_only=True) as session:
         state = latest_controller_state(session=session, search_id=search_id)

@@ -18,16 +18,7 @@ from tests.api.conftest import make_key
 from tests.api.server import serve
 from tests.reliability._common import TINY, snapshot, wait_for
 
-pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(autouse=True)
-def fresh_ray():
-    import ray
-
-    ray.shutdown()
-    yield
-    ray.shutdown()
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("fresh_ray")]
 
 
 def test_failed_or_cancelled_search_cannot_be_resumed(tmp_path: Path, sqlite_template: Path) -> None:

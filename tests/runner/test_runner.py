@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from dropsearch.runner import Runner, decode_state
 from dropsearch.search.spec import SearchSpec, validation_trials
 from dropsearch.store import session_scope
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("fresh_ray")]
 
 SPEC = {
     "model": {"name": "convnet", "params": {"widths": [8, 16]}},
@@ -59,15 +60,6 @@ def _state(settings: Settings, search_id: str):
         controller = store.latest_controller_state(session=session, search_id=search_id)
         events = store.events_after(session=session, search_id=search_id, after_id=0, limit=10_000)
     return search, trials, controller, events
-
-
-@pytest.fixture(autouse=True)
-def fresh_ray():
-    import ray
-
-    ray.shutdown()
-    yield
-    ray.shutdown()
 
 
 def test_runner_runs_a_queued_search_and_stores_everything(settings):
@@ -141,29 +133,47 @@ def _start_runner(settings: Settings, runner_id: str, log: Path) -> subprocess.P
     )
 
 
+def _run_runner(
+    settings: Settings,
+    runner_id: str,
+    log: Path,
+    done: Callable[[], bool],
+    timeout: float,
+    poll_s: float = 0.1,
+    sig: int = signal.SIGKILL,
+) -> None:
+    """Start a runner process, wait until ``done()`` (at most ``timeout`` seconds), then send ``sig`` to its process
+    group and reap it."""
+    proc = _start_runner(settings, runner_id, log)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not done():
+        time.sleep(poll_s)
+    os.killpg(proc.pid, sig)
+    proc.wait(timeout=None if sig == signal.SIGKILL else 60)
+
+
 def test_kill_9_during_a_search_then_restart_finishes_it_with_every_completed_trial_kept_once(settings, tmp_path):
     spec = {**SPEC, "budget": {**SPEC["budget"], "trials": 8}}
     search_id = _submit(settings, spec)
     log = tmp_path / "runner.log"
     kept: dict[int, tuple] = {}
+
+    def trials_done() -> int:
+        return _state(settings, search_id)[0].trials_done
+
+    def ended() -> bool:
+        return _state(settings, search_id)[0].status != "running"
+
     for kill_after, runner_id in ((2, "runner-a"), (5, "runner-b")):
-        proc = _start_runner(settings, runner_id, log)
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and _state(settings, search_id)[0].trials_done < kill_after:
-            time.sleep(0.1)
-        os.killpg(proc.pid, signal.SIGKILL)  # the runner and its embedded Ray die at once
-        proc.wait()
+        # the runner and its embedded Ray die at once
+        _run_runner(settings, runner_id, log, lambda n=kill_after: trials_done() >= n, timeout=240)
         _, trials, _, _ = _state(settings, search_id)
         for t in trials:
             if t.completed:
                 kept.setdefault(t.index, (t.reward, t.attempt, t.finished_at))
         assert len(kept) >= kill_after
-    proc = _start_runner(settings, "runner-c", log)  # a new runner id: it waits for the dead lease to expire
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and _state(settings, search_id)[0].status == "running":
-        time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGTERM)
-    proc.wait(timeout=60)
+    # a new runner id: it waits for the dead lease to expire
+    _run_runner(settings, "runner-c", log, ended, timeout=300, poll_s=0.2, sig=signal.SIGTERM)
     search, trials, controller, _ = _state(settings, search_id)
     assert search.status == "succeeded", log.read_text()[-3000:]
     assert sorted(t.index for t in trials) == list(range(8))
@@ -194,20 +204,13 @@ def test_kill_9_during_the_validation_stage_then_restart_reruns_no_finished_vali
     def validation_runs(status=("succeeded", "stopped", "failed")):
         return [t for t in _state(settings, search_id)[1] if t.kind == "validation" and t.status in status]
 
-    proc = _start_runner(settings, "runner-a", log)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and not validation_runs():
-        time.sleep(0.1)
-    os.killpg(proc.pid, signal.SIGKILL)  # killed inside the validation stage
-    proc.wait()
+    def ended() -> bool:
+        return _state(settings, search_id)[0].status != "running"
+
+    _run_runner(settings, "runner-a", log, lambda: bool(validation_runs()), timeout=300)  # killed inside validation
     kept = {t.index: (t.arm, t.seed, t.reward, t.attempt, t.finished_at) for t in validation_runs()}
     assert kept, log.read_text()[-3000:]
-    proc = _start_runner(settings, "runner-b", log)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and _state(settings, search_id)[0].status == "running":
-        time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGTERM)
-    proc.wait(timeout=60)
+    _run_runner(settings, "runner-b", log, ended, timeout=300, poll_s=0.2, sig=signal.SIGTERM)
     search, trials, _, _ = _state(settings, search_id)
     assert search.status == "succeeded", log.read_text()[-3000:]
     runs = [t for t in trials if t.kind == "validation"]
