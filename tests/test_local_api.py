@@ -8,9 +8,7 @@ libraries cannot be imported (PyPI's torchvision next to the CPU torch build; se
 
 from __future__ import annotations
 
-import importlib
 import math
-import warnings
 from collections import defaultdict
 
 import pydantic
@@ -21,6 +19,7 @@ from torch import nn
 
 import dropsearch
 from dropsearch.workers.local_model import LocalModel
+from tests._optional import import_or_skip
 
 
 class SmallCNN(nn.Module):
@@ -210,16 +209,6 @@ def test_optimize_hugging_face_bert_tiny_on_a_token_task():
             idx = torch.randint(len(y), (32,), generator=g)
             losses.append(float(applied.training_step(x[idx], y[idx], F.cross_entropy, optimizer)))
         assert mean(losses[-10:]) < 0.8 * mean(losses[:10]), variant
-
-
-def import_or_skip(name: str):
-    """The module, or a skip naming why it cannot be imported (e.g. a CUDA torchvision next to a CPU torch)."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return importlib.import_module(name)
-    except Exception as exc:  # noqa: BLE001 - a broken install raises RuntimeError/OSError, not ImportError
-        pytest.skip(f"{name} cannot be imported here: {type(exc).__name__}: {exc}")
 
 
 def rgb_digits(n_train: int, n_val: int, size: int):

@@ -6,9 +6,6 @@ configs only: nothing is downloaded.
 
 from __future__ import annotations
 
-import importlib
-import warnings
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -20,19 +17,12 @@ from dropsearch.regularizers.bernoulli import BernoulliDropout
 from dropsearch.regularizers.conv_pattern import PatternDropout2d
 from dropsearch.regularizers.find_sites import find_sites, is_stochastic_depth
 from dropsearch.regularizers.sequence_pattern import SequencePatternDropout
+from tests._optional import import_or_skip
 
 CONV_TOKENS = {"size": 2, "stride": 1, "repeat": 1, "rotate": 0, "shear_x": 0.0, "shear_y": 0.0, "share_c": True}
 SEQ_TOKENS = {"size": 2, "stride": 1, "share": True}
-
-
-def import_or_skip(name: str):
-    """The module, or a skip naming why it cannot be imported (e.g. a CUDA torchvision next to a CPU torch)."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return importlib.import_module(name)
-    except Exception as exc:  # noqa: BLE001 - a broken install raises RuntimeError/OSError, not ImportError
-        pytest.skip(f"{name} cannot be imported here: {type(exc).__name__}: {exc}")
+#: The size of the tiny Hugging Face BERT and ViT built from configs (their sequence sites have 16 channels).
+TINY_TRANSFORMER = {"hidden_size": 16, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 32}
 
 
 class DropPath(nn.Module):
@@ -174,15 +164,7 @@ def test_apply_back_round_trip_on_a_fresh_instance_trains_with_falling_loss():
 
 
 def _tiny_bert(transformers):
-    config = transformers.BertConfig(
-        vocab_size=40,
-        hidden_size=16,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=16,
-        num_labels=3,
-    )
+    config = transformers.BertConfig(vocab_size=40, max_position_embeddings=16, num_labels=3, **TINY_TRANSFORMER)
     torch.manual_seed(0)
     return transformers.BertForSequenceClassification(config)
 
@@ -233,15 +215,7 @@ def test_hugging_face_resnet18_blocks_as_conv_sites_by_glob():
 
 def test_hugging_face_vit_dropout_layers_are_sequence_sites():
     transformers = import_or_skip("transformers")
-    config = transformers.ViTConfig(
-        image_size=32,
-        patch_size=4,
-        hidden_size=16,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=32,
-        num_labels=10,
-    )
+    config = transformers.ViTConfig(image_size=32, patch_size=4, num_labels=10, **TINY_TRANSFORMER)
     sites = find_sites(transformers.ViTForImageClassification(config), torch.randn(2, 3, 32, 32))
     assert sites and all(s.kind == "sequence" and s.channels == 16 for s in sites)
 
