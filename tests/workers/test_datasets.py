@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import socket
 from collections import Counter
 from importlib import metadata
 
@@ -30,25 +29,9 @@ from dropsearch.workers.datasets import (
 )
 from dropsearch.workers.datasets.cifar10 import read_batch
 from dropsearch.workers.models import build_model
+from tests.workers._helpers import no_network, rows  # noqa: F401  (no_network: an autouse fixture)
 
 DEVICE = torch.device(os.environ.get("DROPSEARCH_TEST_DEVICE", "cpu"))
-
-
-@pytest.fixture(autouse=True)
-def no_network(monkeypatch):
-    """Any attempt to open a connection fails: no dataset may be downloaded."""
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("a dataset loader tried to use the network")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-
-
-def rows(x: torch.Tensor) -> Counter:
-    """The multiset of examples of ``x`` (exact bytes)."""
-    flat = x.reshape(len(x), -1).contiguous().numpy()
-    return Counter(r.tobytes() for r in flat)
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import socket
 from collections import Counter
 
 import numpy as np
@@ -13,21 +12,7 @@ import torch
 from dropsearch.search.catalog import DATASETS
 from dropsearch.workers.datasets import dataset_info, dataset_names, load_dataset
 from dropsearch.workers.datasets.mnist1d import mnist1d_arrays
-
-
-@pytest.fixture(autouse=True)
-def no_network(monkeypatch):
-    """Any attempt to open a connection fails: MNIST-1D must be generated, never downloaded."""
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("a dataset loader tried to use the network")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-
-
-def rows(x: torch.Tensor) -> Counter:
-    return Counter(r.tobytes() for r in x.reshape(len(x), -1).contiguous().numpy())
+from tests.workers._helpers import no_network, rows  # noqa: F401  (no_network: an autouse fixture)
 
 
 @pytest.fixture(scope="module")
