@@ -20,13 +20,7 @@ from tests.api.conftest import make_key, make_settings
 from tests.api.server import serve
 from tests.store.conftest import sqlite_template  # noqa: F401  (fixture)
 
-SPEC = {
-    "name": "client-test",
-    "model": {"name": "convnet"},
-    "dataset": {"name": "digits"},
-    "budget": {"trials": 2, "epochs_per_trial": 2, "max_concurrent": 1},
-    "validation": {"enabled": False},  # this test counts the search trials only
-}
+SPEC = runner_sim.spec("client-test", trials=2, epochs_per_trial=2, max_concurrent=1)
 
 
 @pytest.fixture

@@ -22,6 +22,18 @@ from dropsearch.store.trials import (
 RUNNER = "runner-test"
 
 
+def spec(name: str, validation: Mapping[str, Any] | None = None, **budget: Any) -> dict[str, Any]:
+    """A job spec named ``name`` for the simulated runner: the convnet on digits with ``budget``, and no validation
+    stage unless ``validation`` is given (tests that count the search trials only leave it out)."""
+    return {
+        "name": name,
+        "model": {"name": "convnet"},
+        "dataset": {"name": "digits"},
+        "budget": budget,
+        "validation": dict(validation) if validation is not None else {"enabled": False},
+    }
+
+
 def pattern(variant: str = "autodropout", rate: float = 0.2) -> dict[str, Any]:
     """A pattern document (docs/REGULARIZERS.md) for one conv site and one sequence-free site list."""
     shape = {

@@ -16,13 +16,7 @@ from tests.api import runner_sim
 from tests.api.conftest import make_key, make_settings
 from tests.api.server import serve
 
-SPEC = {
-    "name": "e2e",
-    "model": {"name": "convnet"},
-    "dataset": {"name": "digits"},
-    "budget": {"trials": 3, "epochs_per_trial": 2, "max_concurrent": 1},
-    "validation": {"enabled": False},  # this test counts the search trials only
-}
+SPEC = runner_sim.spec("e2e", trials=3, epochs_per_trial=2, max_concurrent=1)
 
 
 def simulate_runner(engine, sid: str, delay: float) -> None:

@@ -17,13 +17,7 @@ from dropsearch.search.spec import SearchSpec
 from dropsearch.store.models import SEARCH_STATUSES as STORE_STATUSES
 from tests.api import runner_sim
 
-SPEC = {
-    "name": "cli-results",
-    "model": {"name": "convnet"},
-    "dataset": {"name": "digits"},
-    "budget": {"trials": 3, "epochs_per_trial": 2, "max_concurrent": 1},
-    "validation": {"enabled": False},  # the simulated runner runs no validation stage
-}
+SPEC = runner_sim.spec("cli-results", trials=3, epochs_per_trial=2, max_concurrent=1)
 YAML_SPEC = """\
 # a YAML job spec
 name: cli-results

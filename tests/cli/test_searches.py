@@ -16,13 +16,7 @@ import httpx
 from dropsearch.search.spec import SearchSpec
 from tests.api import runner_sim
 
-SPEC = {
-    "name": "cli-test",
-    "model": {"name": "convnet"},
-    "dataset": {"name": "digits"},
-    "budget": {"trials": 2, "epochs_per_trial": 2, "max_concurrent": 1},
-    "validation": {"enabled": False},  # the simulated runner runs no validation stage
-}
+SPEC = runner_sim.spec("cli-test", trials=2, epochs_per_trial=2, max_concurrent=1)
 
 
 def _spec_file(tmp_path: Path, spec: object = SPEC, name: str = "spec.json") -> Path:

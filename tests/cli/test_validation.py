@@ -16,13 +16,7 @@ from dropsearch.search.validation_report import ValidationReport
 from tests.api import runner_sim
 from tests.api.test_validation_views import NONE_PATTERN, SEEDS, VALUES
 
-SPEC = {
-    "name": "validated-cli",
-    "model": {"name": "convnet"},
-    "dataset": {"name": "digits"},
-    "budget": {"trials": 2, "max_concurrent": 1},
-    "validation": {"top_k": 2, "seeds": 3},
-}
+SPEC = runner_sim.spec("validated-cli", validation={"top_k": 2, "seeds": 3}, trials=2, max_concurrent=1)
 
 
 def _text(renderable: object, width: int = 160) -> str:

@@ -71,13 +71,7 @@ def intervals(page: Any) -> dict[str, tuple[float, float, float]]:
 
 
 def test_validation_stage_appears_live(server: Server, browser: Any, artifacts: Path) -> None:
-    spec = {
-        "name": "validated-live",
-        "model": {"name": "convnet"},
-        "dataset": {"name": "digits"},
-        "budget": {"trials": 3, "epochs_per_trial": 2},
-        "validation": {"top_k": 2, "seeds": 3},
-    }
+    spec = runner_sim.spec("validated-live", validation={"top_k": 2, "seeds": 3}, trials=3, epochs_per_trial=2)
     headers = {"Authorization": f"Bearer {server.alice}"}
     sid = httpx.post(f"{server.base}/v1/searches", json=spec, headers=headers, timeout=60).json()["id"]
     runner_sim.claim(server.engine, sid)
