@@ -6,6 +6,7 @@ Screenshots go to ``test-artifacts/ui/``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,8 +26,20 @@ def expect(target: Any) -> Any:
     return playwright_expect(target)
 
 
-def offline_context(browser: Any, server: Server) -> tuple[Any, list[str], list[str]]:
-    """A context whose requests to any host but the app's are aborted (and recorded), and its console errors."""
+@dataclass
+class Offline:
+    """A page of a context whose requests to any host but the app's are aborted: what it asked other hosts for
+    (``foreign``), its uncaught errors and its console's error messages."""
+
+    context: Any
+    page: Any
+    foreign: list[str]
+    errors: list[str]
+    console: list[str]
+
+
+def open_offline(browser: Any, server: Server, path: str) -> Offline:
+    """The app's ``path`` in a new offline context (see :class:`Offline`)."""
     context = browser.new_context(viewport={"width": 1280, "height": 1000})
     context.set_default_timeout(TIMEOUT_MS)
     own = urlsplit(server.base).netloc
@@ -43,15 +56,16 @@ def offline_context(browser: Any, server: Server) -> tuple[Any, list[str], list[
 
     context.route("**/*", route)
     context.on("weberror", lambda error: errors.append(str(error.error)))
-    return context, foreign, errors
-
-
-def test_swagger_ui_offline_authorize_and_try_it_out(server: Server, browser: Any, artifacts: Path) -> None:
-    context, foreign, errors = offline_context(browser, server)
     page = context.new_page()
     console: list[str] = []
     page.on("console", lambda m: console.append(m.text) if m.type == "error" else None)
-    page.goto(f"{server.base}/docs")
+    page.goto(f"{server.base}{path}")
+    return Offline(context, page, foreign, errors, console)
+
+
+def test_swagger_ui_offline_authorize_and_try_it_out(server: Server, browser: Any, artifacts: Path) -> None:
+    offline = open_offline(browser, server, "/docs")
+    page = offline.page
     operations = page.locator(".opblock")
     expect(operations.first).to_be_visible()
     assert operations.count() >= 8
@@ -74,24 +88,21 @@ def test_swagger_ui_offline_authorize_and_try_it_out(server: Server, browser: An
     assert response.request.headers["authorization"] == f"Bearer {server.alice}"
     expect(block.locator(".live-responses-table tbody .response-col_status").first).to_have_text("200")
     page.screenshot(path=str(artifacts / "10-docs-try-it-out.png"), full_page=False)
-    assert foreign == [], f"/docs asked other hosts: {foreign}"
-    assert not [m for m in console if "Content Security Policy" in m], console
-    assert errors == []
-    context.close()
+    assert offline.foreign == [], f"/docs asked other hosts: {offline.foreign}"
+    assert not [m for m in offline.console if "Content Security Policy" in m], offline.console
+    assert offline.errors == []
+    offline.context.close()
 
 
 def test_redoc_renders_offline(server: Server, browser: Any, artifacts: Path) -> None:
-    context, foreign, errors = offline_context(browser, server)
-    page = context.new_page()
-    console: list[str] = []
-    page.on("console", lambda m: console.append(m.text) if m.type == "error" else None)
-    page.goto(f"{server.base}/redoc")
+    offline = open_offline(browser, server, "/redoc")
+    page = offline.page
     expect(page.get_by_role("heading", name="Submit a search").first).to_be_visible()
     expect(page.get_by_role("heading", name="List trials").first).to_be_visible()
     page.screenshot(path=str(artifacts / "11-redoc.png"))
-    assert foreign == [], f"/redoc asked other hosts: {foreign}"
+    assert offline.foreign == [], f"/redoc asked other hosts: {offline.foreign}"
     # The CSP blocks what ReDoc would fetch or inline by itself (its logo on a CDN, two style attributes), and
     # nothing else fails.
-    assert [m for m in console if "Content Security Policy" not in m and "404" not in m] == []
-    assert errors == []
-    context.close()
+    assert [m for m in offline.console if "Content Security Policy" not in m and "404" not in m] == []
+    assert offline.errors == []
+    offline.context.close()
