@@ -52,6 +52,14 @@ def rotated():
     return load_dataset("rotated-digits", params={}, seed=0)
 
 
+def _gsnr_mlp(dataset: str, hidden: list[int], params: dict, **config) -> ChildConfig:
+    """An MLP of ``hidden`` widths on ``dataset`` with GSNR dropout (``params``), on the CPU."""
+    pattern = {"variant": "gsnr", "params": params}
+    return ChildConfig(
+        model="mlp", model_params={"hidden": hidden}, dataset=dataset, pattern=pattern, device="cpu", **config
+    )
+
+
 def _domain_of(bundle) -> dict[bytes, set[int]]:
     """Each training image (exact bytes) -> the domains it appears in (an independent lookup)."""
     out: dict[bytes, set[int]] = {}
@@ -76,16 +84,7 @@ def test_gsnr_domain_estimator_groups_by_the_rotation_of_each_example(rotated, m
 
     monkeypatch.setattr(gsnr_dropout, "gsnr_stats", spy_stats)
     monkeypatch.setattr(gsnr_module, "_groups", spy_groups)
-    cfg = ChildConfig(
-        model="mlp",
-        model_params={"hidden": [32, 32]},
-        dataset="rotated-digits",
-        pattern={"variant": "gsnr", "params": {"p": 0.1, "estimator": "domain"}},
-        epochs=3,
-        batch_size=64,
-        lr=3e-3,
-        device="cpu",
-    )
+    cfg = _gsnr_mlp("rotated-digits", [32, 32], {"p": 0.1, "estimator": "domain"}, epochs=3, batch_size=64, lr=3e-3)
     child = ChildTraining(cfg, bundle=rotated)
     child.run_epoch()
     n = len(rotated.y_train)
@@ -121,15 +120,7 @@ def test_gsnr_meta_split_holds_out_a_rotation(rotated, monkeypatch):
         return real(model, loss_fn, gsnr, inputs, targets, **kw)
 
     monkeypatch.setattr(gsnr_dropout, "meta_ratio_slope", spy)
-    cfg = ChildConfig(
-        model="mlp",
-        model_params={"hidden": [32, 32]},
-        dataset="rotated-digits",
-        pattern={"variant": "gsnr", "params": {"p": 0.1, "meta": True}},
-        epochs=1,
-        batch_size=64,
-        device="cpu",
-    )
+    cfg = _gsnr_mlp("rotated-digits", [32, 32], {"p": 0.1, "meta": True}, epochs=1, batch_size=64)
     ChildTraining(cfg, bundle=rotated).run_epoch()
     assert splits  # a meta update every 10 steps
     for domains, train_idx, test_idx in splits:
@@ -139,14 +130,7 @@ def test_gsnr_meta_split_holds_out_a_rotation(rotated, monkeypatch):
 
 
 def test_domain_estimator_without_domains_is_refused_clearly():
-    cfg = ChildConfig(
-        model="mlp",
-        model_params={"hidden": [16, 16]},
-        dataset="digits",
-        pattern={"variant": "gsnr", "params": {"p": 0.1, "estimator": "domain"}},
-        epochs=1,
-        device="cpu",
-    )
+    cfg = _gsnr_mlp("digits", [16, 16], {"p": 0.1, "estimator": "domain"}, epochs=1)
     with pytest.raises(ValueError, match="the domain estimator needs domains"):
         ChildTraining(cfg).run_epoch()
 
