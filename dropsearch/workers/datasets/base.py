@@ -262,3 +262,44 @@ def split_train_val(
     if len(val_idx) == 0 or len(train_idx) == 0:
         raise ValueError(f"{prefix} val_fraction={val_fraction} leaves an empty training or validation set")
     return train_idx, val_idx
+
+
+def split_with_label_noise(
+    strata: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    generator: torch.Generator,
+    seed: int,
+    val_fraction: float,
+    n_train: int | None,
+    train_fraction: float | None,
+    label_noise: float,
+    num_classes: int,
+    prefix: str,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`split_train_val`, then the training labels with ``label_noise`` of them flipped (``flip_labels``).
+
+    Args:
+        strata: what the split is stratified on (N,): the labels, or class-and-domain keys.
+        labels: class ids (N,).
+        generator, val_fraction, n_train, train_fraction, prefix: as for :func:`split_train_val`.
+        seed: the dataset seed (the flips' own random stream derives from it).
+        label_noise: fraction of training labels flipped, in ``[0, 1)``.
+        num_classes: the number of classes.
+
+    Returns:
+        ``(train_idx, val_idx, y_train, flipped)``: the index splits, the (noisy) training labels and the sorted
+        positions in ``y_train`` that were flipped.
+    """
+    from dropsearch.workers.datasets.label_noise import flip_labels
+
+    train_idx, val_idx = split_train_val(
+        strata,
+        generator=generator,
+        val_fraction=val_fraction,
+        n_train=n_train,
+        train_fraction=train_fraction,
+        prefix=prefix,
+    )
+    y_train, flipped = flip_labels(labels[train_idx], label_noise, num_classes, seed=seed, name=f"{prefix} label_noise")
+    return train_idx, val_idx, y_train, flipped

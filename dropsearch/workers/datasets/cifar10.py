@@ -18,8 +18,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from dropsearch.workers.datasets.base import DatasetBundle, confine_path, require_dir, require_file, split_train_val
-from dropsearch.workers.datasets.label_noise import check_label_noise, flip_labels
+from dropsearch.workers.datasets.base import (
+    DatasetBundle,
+    confine_path,
+    require_dir,
+    require_file,
+    split_with_label_noise,
+)
+from dropsearch.workers.datasets.label_noise import check_label_noise
 
 __all__ = ["CLASSES", "TRAIN_FILES", "TEST_FILE", "read_batch", "load_cifar10"]
 
@@ -104,16 +110,19 @@ def load_cifar10(
     parts = [read_batch(f) for f in files]
     x, y = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
     g = torch.Generator().manual_seed(int(seed))
-    train_idx, val_idx = split_train_val(
+    train_idx, val_idx, y_train, flipped = split_with_label_noise(
+        y,
         y,
         generator=g,
+        seed=seed,
         val_fraction=val_fraction,
         n_train=n_train,
         train_fraction=train_fraction,
+        label_noise=label_noise,
+        num_classes=10,
         prefix="cifar10 param",
     )
     x_test, y_test = read_batch(test_file) if test_file is not None else (None, None)
-    y_train, flipped = flip_labels(y[train_idx], label_noise, 10, seed=seed, name="cifar10 param label_noise")
     return DatasetBundle(
         x_train=x[train_idx],
         y_train=y_train,

@@ -10,8 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from dropsearch.regularizers._checks import check_positive_int
-from dropsearch.workers.datasets.base import DatasetBundle, split_train_val
-from dropsearch.workers.datasets.label_noise import flip_labels
+from dropsearch.workers.datasets.base import DatasetBundle, split_with_label_noise
 
 __all__ = ["digits_tensors", "load_digits_bundle"]
 
@@ -57,10 +56,18 @@ def load_digits_bundle(
     """
     x, y = digits_tensors(size)
     g = torch.Generator().manual_seed(int(seed))
-    train_idx, val_idx = split_train_val(
-        y, generator=g, val_fraction=val_fraction, n_train=n_train, train_fraction=train_fraction, prefix="digits param"
+    train_idx, val_idx, y_train, flipped = split_with_label_noise(
+        y,
+        y,
+        generator=g,
+        seed=seed,
+        val_fraction=val_fraction,
+        n_train=n_train,
+        train_fraction=train_fraction,
+        label_noise=label_noise,
+        num_classes=10,
+        prefix="digits param",
     )
-    y_train, flipped = flip_labels(y[train_idx], label_noise, 10, seed=seed, name="digits param label_noise")
     return DatasetBundle(
         x_train=x[train_idx],
         y_train=y_train,

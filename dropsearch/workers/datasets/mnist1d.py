@@ -22,8 +22,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from dropsearch.workers.datasets.base import DatasetBundle, split_train_val
-from dropsearch.workers.datasets.label_noise import flip_labels
+from dropsearch.workers.datasets.base import DatasetBundle, split_with_label_noise
 
 __all__ = ["LENGTH", "mnist1d_arrays", "load_mnist1d"]
 
@@ -90,15 +89,18 @@ def load_mnist1d(
     """
     x, y, x_test, y_test = mnist1d_arrays()
     g = torch.Generator().manual_seed(int(seed))
-    train_idx, val_idx = split_train_val(
+    train_idx, val_idx, y_train, flipped = split_with_label_noise(
+        y,
         y,
         generator=g,
+        seed=seed,
         val_fraction=val_fraction,
         n_train=n_train,
         train_fraction=train_fraction,
+        label_noise=label_noise,
+        num_classes=10,
         prefix="mnist1d param",
     )
-    y_train, flipped = flip_labels(y[train_idx], label_noise, 10, seed=seed, name="mnist1d param label_noise")
     return DatasetBundle(
         x_train=x[train_idx],
         y_train=y_train,

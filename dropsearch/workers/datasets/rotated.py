@@ -15,9 +15,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from dropsearch.workers.datasets.base import DatasetBundle, split_train_val
+from dropsearch.workers.datasets.base import DatasetBundle, split_with_label_noise
 from dropsearch.workers.datasets.digits import digits_tensors
-from dropsearch.workers.datasets.label_noise import flip_labels
 
 __all__ = ["ANGLES", "rotate_images", "load_rotated_digits"]
 
@@ -108,15 +107,18 @@ def load_rotated_digits(
     domain_y = [y[idx] for idx in shards]
     xs, ys = torch.cat(domain_x[: len(train)]), torch.cat(domain_y[: len(train)])
     ds = torch.cat([torch.full((len(shards[i]),), i, dtype=torch.int64) for i in range(len(train))])
-    train_idx, val_idx = split_train_val(
+    train_idx, val_idx, y_train, flipped = split_with_label_noise(
         ds * 10 + ys,
+        ys,
         generator=g,
+        seed=seed,
         val_fraction=val_fraction,
         n_train=n_train,
         train_fraction=train_fraction,
+        label_noise=label_noise,
+        num_classes=10,
         prefix="rotated-digits param",
     )
-    y_train, flipped = flip_labels(ys[train_idx], label_noise, 10, seed=seed, name="rotated-digits param label_noise")
     held_out = {str(a): (domain_x[len(train) + i], domain_y[len(train) + i]) for i, a in enumerate(test)}
     return DatasetBundle(
         x_train=xs[train_idx],
