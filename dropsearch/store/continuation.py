@@ -15,13 +15,12 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from dropsearch.store.controller_states import latest_controller_state, save_controller_state
-from dropsearch.store.models import SearchModel, utcnow
+from dropsearch.store.models import SearchModel
 from dropsearch.store.records import ControllerStateRecord, SearchRecord
-from dropsearch.store.searches import get_search, load_search, requeued_values
+from dropsearch.store.searches import get_search, requeue_search
 
 __all__ = ["EXTENDABLE_STATUSES", "copy_controller_state", "extend_search"]
 
@@ -58,23 +57,15 @@ def extend_search(*, session: Session, owner: str, search_id: str, trials: int) 
     spec = copy.deepcopy(record.spec)
     budget = spec.setdefault("budget", {})
     budget["trials"] = int(budget.get("trials", record.trials_total)) + trials
-    now = utcnow()
-    result = session.execute(
-        update(SearchModel)
-        .where(
-            SearchModel.id == search_id,
-            SearchModel.owner == owner,
-            SearchModel.status.in_(EXTENDABLE_STATUSES),
-            SearchModel.trials_total == record.trials_total,  # no concurrent extension in between
-        )
-        .values(
-            spec=spec,
-            trials_total=SearchModel.trials_total + trials + _validation_runs(spec),
-            **requeued_values(now),
-        )
-        .execution_options(synchronize_session=False)
+    return requeue_search(
+        session=session,
+        owner=owner,
+        search_id=search_id,
+        statuses=EXTENDABLE_STATUSES,
+        conditions=[SearchModel.trials_total == record.trials_total],  # no concurrent extension in between
+        spec=spec,
+        trials_total=SearchModel.trials_total + trials + _validation_runs(spec),
     )
-    return load_search(session=session, search_id=search_id), result.rowcount == 1
 
 
 def copy_controller_state(*, session: Session, source_id: str, target_id: str) -> ControllerStateRecord | None:

@@ -8,7 +8,7 @@ Every read an API caller can reach takes the ``owner``: another owner's search l
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -32,6 +32,7 @@ __all__ = [
     "mark_search_finished",
     "new_id",
     "request_cancel",
+    "requeue_search",
     "resume_search",
 ]
 
@@ -242,28 +243,41 @@ def resume_search(*, session: Session, owner: str, search_id: str) -> tuple[Sear
     """
     if get_search(session=session, owner=owner, search_id=search_id) is None:
         return None, False
+    return requeue_search(session=session, owner=owner, search_id=search_id, statuses=RESUMABLE_SEARCH_STATUSES)
+
+
+def requeue_search(
+    *,
+    session: Session,
+    owner: str,
+    search_id: str,
+    statuses: Iterable[str],
+    conditions: Iterable[Any] = (),
+    **values: Any,
+) -> tuple[SearchRecord | None, bool]:
+    """Queue the owner's search again, in one UPDATE, if its status is one of ``statuses``.
+
+    The search gets no error, cancel request, finish time or lease, plus the columns ``values``; ``conditions``
+    are more WHERE clauses (resume, extension).
+
+    Returns:
+        ``(search, requeued)``: the search after the statement and whether this statement queued it.
+    """
     now = utcnow()
     result = session.execute(
         update(SearchModel)
-        .where(
-            SearchModel.id == search_id,
-            SearchModel.owner == owner,
-            SearchModel.status.in_(RESUMABLE_SEARCH_STATUSES),
+        .where(SearchModel.id == search_id, SearchModel.owner == owner, SearchModel.status.in_(tuple(statuses)))
+        .where(*conditions)
+        .values(
+            status="queued",
+            error=None,
+            cancel_requested=False,
+            finished_at=None,
+            lease_owner=None,
+            lease_expires_at=None,
+            updated_at=now,
+            **values,
         )
-        .values(**requeued_values(now))
         .execution_options(synchronize_session=False)
     )
     return load_search(session=session, search_id=search_id), result.rowcount == 1
-
-
-def requeued_values(now: Any) -> dict[str, Any]:
-    """The columns of a search queued again (resume, extension): no error, cancel, finish time or lease."""
-    return {
-        "status": "queued",
-        "error": None,
-        "cancel_requested": False,
-        "finished_at": None,
-        "lease_owner": None,
-        "lease_expires_at": None,
-        "updated_at": now,
-    }
