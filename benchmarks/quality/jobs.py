@@ -159,3 +159,18 @@ def run_jobs(
         for slot in slots:
             ray.kill(slot.worker, no_restart=True)
     return [results[i] for i in range(len(jobs))]
+
+
+def add_result(
+    entries: dict[str, dict[str, Any]], method: str, pattern: dict[str, Any], result: JobResult, *, final: str
+) -> None:
+    """Append one re-training of ``method`` to its entry (seed, accuracies, wall time, epochs).
+
+    ``final`` names the entry's final-accuracy list: ``"test"`` (the test split) or ``"final"`` (the held-out half).
+    """
+    entry = entries.setdefault(method, {"pattern": pattern, "seeds": [], "val": [], final: [], "wall_s": []})
+    entry["seeds"].append(result.key[2])
+    entry["val"].append(result.val_accuracy)
+    entry[final].append(result.test_accuracy if final == "test" else result.final_accuracy)
+    entry["wall_s"].append(result.wall_s)
+    entry["epochs"] = result.epochs

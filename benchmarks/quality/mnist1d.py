@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from benchmarks.quality.jobs import Job, JobResult, run_jobs
+from benchmarks.quality.jobs import Job, JobResult, add_result, run_jobs
 from benchmarks.quality.service import local_service, run_service_search
 
 __all__ = ["Mnist1dSize", "MNIST1D_SIZES", "search_spec", "run_mnist1d_study"]
@@ -170,13 +170,7 @@ def _plan(size: Mnist1dSize, runs: dict[str, dict[str, Any]], sites: Any, done: 
 def _entries(results: list[JobResult], patterns: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for r in results:
-        _, method, seed = r.key
-        e = out.setdefault(method, {"pattern": patterns[method], "seeds": [], "val": [], "test": [], "wall_s": []})
-        e["seeds"].append(seed)
-        e["val"].append(r.val_accuracy)
-        e["test"].append(r.test_accuracy)
-        e["wall_s"].append(r.wall_s)
-        e["epochs"] = r.epochs
+        add_result(out, r.key[1], patterns[r.key[1]], r, final="test")
     return out
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from benchmarks.quality.config import StudySize, baseline_patterns, bernoulli_pattern
 from benchmarks.quality.data import STUDY_DATASETS, register_study_datasets
-from benchmarks.quality.jobs import Job, JobResult, run_jobs
+from benchmarks.quality.jobs import Job, JobResult, add_result, run_jobs
 from benchmarks.quality.searches import CONTROLLERS, run_one_search
 from dropsearch.workers.child import ChildConfig
 from dropsearch.workers.datasets import load_dataset
@@ -63,15 +63,8 @@ def _entries(results: list[JobResult], patterns: dict[tuple[str, str], dict[str,
     """Group job results by dataset and method: per-seed search-half and final-half accuracy and cost."""
     out: dict[str, dict[str, Any]] = {}
     for r in results:
-        dataset, method, seed = r.key
-        entry = out.setdefault(dataset, {}).setdefault(
-            method, {"pattern": patterns[(dataset, method)], "seeds": [], "val": [], "final": [], "wall_s": []}
-        )
-        entry["seeds"].append(seed)
-        entry["val"].append(r.val_accuracy)
-        entry["final"].append(r.final_accuracy)
-        entry["wall_s"].append(r.wall_s)
-        entry["epochs"] = r.epochs
+        dataset, method, _ = r.key
+        add_result(out.setdefault(dataset, {}), method, patterns[(dataset, method)], r, final="final")
     return out
 
 
