@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 
 import torch
 from torch import nn
@@ -32,6 +33,17 @@ _SAMPLE = 1 << 14
 _GOLDEN = 0.6180339887498949
 
 
+@lru_cache(maxsize=64)
+def _weyl_positions(n: int, device: torch.device) -> torch.Tensor:
+    """The ``_SAMPLE`` sampled positions of a flat tensor of ``n`` entries (a Weyl sequence; cached per size)."""
+    return torch.arange(_SAMPLE, dtype=torch.float64, device=device).mul_(_GOLDEN).frac_().mul_(n).long()
+
+
+def _largest(sample: torch.Tensor, i: int) -> torch.Tensor:
+    """``sample.sort(descending=True).values[i]`` by one selection (``kthvalue``) instead of a sort."""
+    return sample.kthvalue(sample.numel() - i).values
+
+
 def top_k_mask(score: torch.Tensor, k: int) -> torch.Tensor:
     """Boolean mask of exactly ``k`` largest entries of ``score`` (ties at the threshold broken by ``topk``).
 
@@ -54,16 +66,17 @@ def top_k_mask(score: torch.Tensor, k: int) -> torch.Tensor:
     if not 0 <= k <= n:
         raise ValueError(f"k must be in [0, {n}], got {k!r}")
     if n > _SMALL and 0 < k < n:
-        weyl = torch.arange(_SAMPLE, dtype=torch.float64, device=flat.device).mul_(_GOLDEN).frac_().mul_(n)
-        sample = flat[weyl.long()].sort(descending=True).values  # (L,): a sample with no period to alias with
+        sample = flat[_weyl_positions(n, flat.device)]  # (L,): a sample with no period to alias with
         size = sample.numel()
         q = k / n
         margin = int(4.0 * (size * q * (1.0 - q)) ** 0.5) + 16
         rank = int(q * size)
         i_hi, i_lo = rank - margin, rank + margin
-        above = flat > sample[i_hi] if i_hi >= 0 else torch.zeros_like(flat, dtype=torch.bool)
-        inside = ~above if i_lo >= size else (flat >= sample[i_lo]) & ~above
-        n_above = int(above.sum())
+        # the (i + 1)-th largest sampled values: two O(L) selections instead of sorting the sample
+        above = flat > _largest(sample, i_hi) if i_hi >= 0 else torch.zeros_like(flat, dtype=torch.bool)
+        # above is a subset of (flat >= lo) as hi >= lo, so the xor is the set difference
+        inside = ~above if i_lo >= size else (flat >= _largest(sample, i_lo)).logical_xor_(above)
+        n_above = int(above.count_nonzero())
         idx = inside.nonzero().squeeze(1)
         if n_above <= k <= n_above + idx.numel():
             above[idx[flat[idx].topk(k - n_above).indices]] = True
@@ -127,7 +140,11 @@ def masked_weights(model: nn.Module, masks: dict[str, torch.Tensor]) -> Iterator
                     param.view(-1).index_copy_(0, index[name], saved[name])
                 else:
                     param[mask] = saved[name]
-                if param.grad is not None:
+                if param.grad is None:
+                    continue
+                if name in index and param.grad.is_contiguous():  # the indices found on entry: no mask pass
+                    param.grad.view(-1).index_fill_(0, index[name], 0)
+                else:
                     param.grad.masked_fill_(mask, 0)
 
 

@@ -137,18 +137,23 @@ def _weighted_moments(
     flats = [g.reshape(-1) for g in groups]
     mean_out = torch.empty_like(flats[0])
     gsnr_out = torch.empty_like(flats[0])
-    for start in range(0, mean_out.numel(), _BLOCK):
+    numel = mean_out.numel()
+    # two block-sized scratch buffers, reused: each op writes into a block of the outputs or a buffer
+    diff_buf = torch.empty(min(numel, _BLOCK), dtype=mean_out.dtype, device=mean_out.device)
+    m2_buf = torch.empty_like(diff_buf)
+    for start in range(0, numel, _BLOCK):
         block = [f[start : start + _BLOCK] for f in flats]
-        mean = torch.mul(block[0], weights[0] / total)
+        size = block[0].numel()
+        mean = torch.mul(block[0], weights[0] / total, out=mean_out[start : start + size])
         for g, w in zip(block[1:], weights[1:], strict=True):
             mean.add_(g, alpha=w / total)
-        m2 = torch.zeros_like(mean)
+        m2 = m2_buf[:size].zero_()
+        diff = diff_buf[:size]
         for g, w in zip(block, weights, strict=True):
-            diff = g - mean
+            torch.sub(g, mean, out=diff)
             m2.addcmul_(diff, diff, value=w)
         m2.div_(len(groups) - 1).add_(eps)
-        mean_out[start : start + _BLOCK] = mean
-        gsnr_out[start : start + _BLOCK] = mean.square_().div_(m2)
+        torch.mul(mean, mean, out=gsnr_out[start : start + size]).div_(m2)
     return mean_out.view_as(groups[0]), gsnr_out.view_as(groups[0])
 
 
