@@ -88,7 +88,15 @@ class SearchEventsCallback(ProcessLocal, tune.Callback):
         self.flush()
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
-        """Nothing posted is left behind."""
+        """No trial is left unfinished and nothing posted is left behind.
+
+        A trial still running when the stopper ended the experiment (a cancel, a time limit, a lost lease) gets
+        no ``on_trial_complete`` from Tune: its actor is just stopped in the clean-up. It ends here, ``cancelled``
+        (``stopped`` if the experiment ended for another reason), so the store never keeps it ``running``.
+        """
+        for trial in trials:
+            if trial.trial_id in self.trials:
+                self._finish(trial, "cancelled" if self.cancelling() else "stopped")
         self.flush()
 
     def _state(self, trial: Any) -> _TrialState:

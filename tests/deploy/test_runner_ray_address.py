@@ -126,7 +126,7 @@ def test_more_gpus_per_trial_than_the_cluster_has_fails_the_search_at_start_with
 
 def test_more_concurrent_trials_than_the_cluster_can_place_queue_instead_of_waiting_forever(tmp_path, joined):
     runner, url = _runner(tmp_path, joined)
-    budget = {"trials": 3, "epochs_per_trial": 1, "max_concurrent": 3, "early_stopping": "none", "time_limit_s": 8}
+    budget = {"trials": 3, "epochs_per_trial": 1, "max_concurrent": 3, "early_stopping": "none", "time_limit_s": 90}
     search_id = _queue(url, _spec(budget=budget, controller={"name": "random", "batch_size": 3}))  # 3 x 1 CPU > 2
     runner.run_until_idle(timeout=120)
 

@@ -1,0 +1,60 @@
+"""The Tune callback's bookkeeping, driven directly with Tune's hook calls (no Ray needed)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from dropsearch.runner.events import SearchCallbacks, TrialFinished, TrialStarted
+from dropsearch.runner.tune_events import SearchEventsCallback
+from dropsearch.search.spec import SearchSpec
+
+SPEC = SearchSpec.model_validate(
+    {"model": {"name": "mlp"}, "dataset": {"name": "digits"}, "budget": {"trials": 3, "epochs_per_trial": 3}}
+)
+
+
+def trial(trial_id: str, index: int) -> SimpleNamespace:
+    config = {"proposal_index": index, "tokens": [0], "pattern": {"variant": "none"}}
+    return SimpleNamespace(trial_id=trial_id, config=config)
+
+
+def callback(cancelling: bool) -> tuple[SearchEventsCallback, list]:
+    seen: list = []
+    hooks = SearchCallbacks(on_trial_started=seen.append, on_trial_finished=seen.append)
+    events = SearchEventsCallback(hooks, SPEC, cancelling=lambda: cancelling)
+    return events, seen
+
+
+def test_a_trial_still_running_when_the_experiment_ends_is_finished_not_left_running() -> None:
+    events, seen = callback(cancelling=True)
+    done, running, never_reported = trial("a", 0), trial("b", 1), trial("c", 2)
+    everything = [done, running, never_reported]
+    for t in everything:
+        events.on_trial_start(0, everything, t)
+    for epoch in (1, 2, 3):
+        events.on_trial_result(0, everything, done, {"epoch": epoch, "val_accuracy": 0.5, "node": "n"})
+    events.on_trial_complete(0, everything, done)
+    events.on_trial_result(0, everything, running, {"epoch": 1, "val_accuracy": 0.4, "node": "n"})
+    # the stopper ends the experiment: Tune stops the actors of b and c without on_trial_complete
+    events.on_experiment_end(everything)
+    try:
+        finished = [e for e in seen if isinstance(e, TrialFinished)]
+        assert [(e.index, e.status) for e in finished] == [(0, "succeeded"), (1, "cancelled")]
+        assert finished[1].reward is None and len(finished[1].metrics) == 1
+        assert [e.index for e in seen if isinstance(e, TrialStarted)] == [0, 1]  # c never ran an epoch
+        assert not events.trials
+    finally:
+        events.release()
+
+
+def test_without_a_stop_reason_a_leftover_trial_ends_stopped_with_its_reward() -> None:
+    events, seen = callback(cancelling=False)
+    running = trial("b", 1)
+    events.on_trial_start(0, [running], running)
+    events.on_trial_result(0, [running], running, {"epoch": 1, "val_accuracy": 0.4, "node": "n"})
+    events.on_experiment_end([running])
+    try:
+        (finished,) = [e for e in seen if isinstance(e, TrialFinished)]
+        assert (finished.index, finished.status, finished.reward) == (1, "stopped", 0.4)
+    finally:
+        events.release()
