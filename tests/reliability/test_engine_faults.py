@@ -90,6 +90,7 @@ def _assert_none_left_running(snap: Snapshot, trials: int) -> None:
     assert snap.search.lease_owner is None
 
 
+@pytest.mark.drill  # long: runs with DROPSEARCH_TEST_DRILLS=1 (CI time)
 def test_a_hung_trial_stays_running_forever_and_stalls_its_batch_trial_timeout_s(
     faulty_model: Path, sqlite_url: str, tmp_path: Path
 ):

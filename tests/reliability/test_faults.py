@@ -144,6 +144,7 @@ def test_postgres_connections_dropped_during_writes_lose_nothing(postgres_url: s
     assert all(t.attempt == 1 for t in snap.trials) or all(t.attempt <= 2 for t in snap.trials)
 
 
+@pytest.mark.drill  # long: runs with DROPSEARCH_TEST_DRILLS=1 (CI time)
 def test_runner_killed_while_a_controller_update_is_being_written_resumes_from_the_stored_state(
     sqlite_url: str, tmp_path: Path
 ):

@@ -42,6 +42,7 @@ def test_50_concurrent_submissions_are_all_stored_without_database_is_locked(dat
     assert result["stored"] == 50 and result["lost"] == 0 and result["database_is_locked"] == 0
 
 
+@pytest.mark.drill  # long: runs with DROPSEARCH_TEST_DRILLS=1 (CI time)
 @pytest.mark.slow
 def test_get_latency_while_a_search_runs_is_bounded() -> None:
     import ray

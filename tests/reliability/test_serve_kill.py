@@ -40,6 +40,7 @@ def _wait(predicate, timeout: float, what: str) -> None:
         time.sleep(0.1)
 
 
+@pytest.mark.drill  # long: runs with DROPSEARCH_TEST_DRILLS=1 (CI time)
 def test_serve_killed_three_times_finishes_the_search_keeping_every_trial_once(tmp_path: Path) -> None:
     data, log = tmp_path / "data", tmp_path / "serve.log"
     url = f"sqlite:///{(data / 'dropsearch.db').resolve()}"

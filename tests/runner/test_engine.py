@@ -178,6 +178,7 @@ def test_largedrop_pretraining_epochs_are_reported_inside_epochs_per_trial():
     assert len(rec.of("EpochReported")) == 6
 
 
+@pytest.mark.drill  # long: runs with DROPSEARCH_TEST_DRILLS=1 (CI time)
 def test_ddp_child_pretrains_then_fine_tunes_within_its_epochs():
     rec = Recorder()
     spec = _spec(

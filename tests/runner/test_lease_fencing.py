@@ -51,6 +51,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             kill_group(proc)
 
 
+@pytest.mark.drill  # long: runs with DROPSEARCH_TEST_DRILLS=1 (CI time)
 def test_runner_that_lost_its_lease_keeps_writing(sqlite_url: str, tmp_path: Path) -> None:
     search_id = submit(sqlite_url, spec(TRIALS, epochs=2))
     log_a, log_b = tmp_path / "runner-a.log", tmp_path / "runner-b.log"

@@ -152,6 +152,7 @@ def _run_runner(
     proc.wait(timeout=None if sig == signal.SIGKILL else 60)
 
 
+@pytest.mark.drill  # long: runs with DROPSEARCH_TEST_DRILLS=1 (CI time)
 def test_kill_9_during_a_search_then_restart_finishes_it_with_every_completed_trial_kept_once(settings, tmp_path):
     spec = {**SPEC, "budget": {**SPEC["budget"], "trials": 8}}
     search_id = _submit(settings, spec)
@@ -185,6 +186,7 @@ def test_kill_9_during_a_search_then_restart_finishes_it_with_every_completed_tr
     assert controller.updates == 4 and controller.trials_seen == 8
 
 
+@pytest.mark.drill  # long: runs with DROPSEARCH_TEST_DRILLS=1 (CI time)
 def test_kill_9_during_the_validation_stage_then_restart_reruns_no_finished_validation_run(settings, tmp_path):
     spec = {
         **SPEC,
