@@ -52,11 +52,27 @@ def _openapi_routes(api: Api) -> list[tuple[str, str]]:
     return [(method.upper(), path) for path, methods in paths.items() for method in methods]
 
 
+def _valid_bodies(api: Api) -> dict[tuple[str, str], object]:
+    """A schema-valid body (the schema's first example) for every route whose body is required, so that another
+    owner's request is refused for the owner, not for its body."""
+    document = api.client.get("/openapi.json", headers=api.auth()).json()
+    bodies = {}
+    for path, methods in document["paths"].items():
+        for method, op in methods.items():
+            body = op.get("requestBody")
+            if body and body.get("required"):
+                ref = body["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+                bodies[(method.upper(), path)] = document["components"]["schemas"][ref]["examples"][0]
+    return bodies
+
+
 def test_owner_isolation_on_every_route_of_the_openapi_document(sqlite_api: Api) -> None:
     api = sqlite_api
     sid, tid = finished_search(api)
     alice, bob = api.auth(), api.auth(api.bob)
     templated = [(m, p) for m, p in _openapi_routes(api) if "{" in p]
+    bodies = _valid_bodies(api)
+    assert ("POST", "/v1/searches/{search_id}/extend") in bodies
     assert {p for _, p in templated} >= {
         "/v1/searches/{search_id}/events",
         "/v1/searches/{search_id}/plot.png",
@@ -67,7 +83,7 @@ def test_owner_isolation_on_every_route_of_the_openapi_document(sqlite_api: Api)
         unknown = set(re.findall(r"{(\w+)}", template)) - {"search_id", "trial_id"}
         assert not unknown, f"{method} {template}: add its parameters {unknown} to this test"
         path = template.replace("{search_id}", sid).replace("{trial_id}", tid)
-        refused = api.client.request(method, path, headers=bob)
+        refused = api.client.request(method, path, headers=bob, json=bodies.get((method, template)))
         assert refused.status_code == 404, (method, path, refused.status_code)
         assert "alice" not in refused.text and "0.8" not in refused.text
     for method, template in templated:  # the owner is served (cancel last: it changes the search)
