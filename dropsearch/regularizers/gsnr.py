@@ -121,7 +121,7 @@ _BLOCK = 1 << 18
 
 
 def _weighted_moments(
-    groups: list[torch.Tensor], weights: list[float], eps: float
+    groups: list[torch.Tensor], weights: list[float], eps: float, in_place: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Weighted mean and GSNR of one parameter from its ``G`` group-mean gradients, in cache-sized blocks.
 
@@ -129,22 +129,28 @@ def _weighted_moments(
     cancellation when the variance is small against the mean, which is exactly where GSNR is high); the blocks
     make each pass read memory once instead of streaming every whole gradient per operation.
 
+    With ``in_place`` (contiguous groups that share no memory and that nothing else reads: the caller's scratch),
+    the mean is written over ``groups[0]`` and the GSNR over ``groups[1]`` (each block once every group's block
+    has been read), so no fresh parameter-sized outputs are allocated (on the CPU their first touch, page faults,
+    costs as much as the arithmetic). Same values either way.
+
     Shape:
-        - groups: ``G`` tensors shaped like the parameter
+        - groups: ``G >= 2`` tensors shaped like the parameter
         - Output: (mean, gsnr), each shaped like the parameter
     """
     total = float(sum(weights))
     flats = [g.reshape(-1) for g in groups]
-    mean_out = torch.empty_like(flats[0])
-    gsnr_out = torch.empty_like(flats[0])
-    numel = mean_out.numel()
-    # two block-sized scratch buffers, reused: each op writes into a block of the outputs or a buffer
-    diff_buf = torch.empty(min(numel, _BLOCK), dtype=mean_out.dtype, device=mean_out.device)
-    m2_buf = torch.empty_like(diff_buf)
+    numel = flats[0].numel()
+    # three block-sized scratch buffers, reused: each op writes into a buffer (or a block of the outputs)
+    mean_buf = torch.empty(min(numel, _BLOCK), dtype=flats[0].dtype, device=flats[0].device)
+    diff_buf = torch.empty_like(mean_buf)
+    m2_buf = torch.empty_like(mean_buf)
+    mean_out = flats[0] if in_place else torch.empty_like(flats[0])
+    gsnr_out = flats[1] if in_place else torch.empty_like(flats[0])
     for start in range(0, numel, _BLOCK):
         block = [f[start : start + _BLOCK] for f in flats]
         size = block[0].numel()
-        mean = torch.mul(block[0], weights[0] / total, out=mean_out[start : start + size])
+        mean = torch.mul(block[0], weights[0] / total, out=mean_buf[:size])
         for g, w in zip(block[1:], weights[1:], strict=True):
             mean.add_(g, alpha=w / total)
         m2 = m2_buf[:size].zero_()
@@ -153,7 +159,9 @@ def _weighted_moments(
             torch.sub(g, mean, out=diff)
             m2.addcmul_(diff, diff, value=w)
         m2.div_(len(groups) - 1).add_(eps)
+        # every group's block is read: the outputs may now overwrite groups[0] and groups[1] there
         torch.mul(mean, mean, out=gsnr_out[start : start + size]).div_(m2)
+        mean_out[start : start + size].copy_(mean)
     return mean_out.view_as(groups[0]), gsnr_out.view_as(groups[0])
 
 
@@ -163,9 +171,12 @@ def _grouped_moments(
     """Mean, GSNR and total weight from one mean gradient per group (``c == 1`` pieces of ``m`` examples)."""
     collected = list(pieces)
     weights = [float(m) for _, _, m in collected]
-    moments = [
-        _weighted_moments([grads[i][0] for grads, _, _ in collected], weights, eps) for i in range(len(collected[0][0]))
-    ]
+    per_param = [[grads[i][0] for grads, _, _ in collected] for i in range(len(collected[0][0]))]
+    # the gradients are fresh autograd outputs, scratch once reduced: write the outputs over them unless two share
+    # memory (autograd may hand one tensor to two parameters, e.g. ``w1 + w2``) or one is not contiguous
+    flat = [g for groups in per_param for g in groups]
+    in_place = all(g.is_contiguous() for g in flat) and len({g.untyped_storage().data_ptr() for g in flat}) == len(flat)
+    moments = [_weighted_moments(groups, weights, eps, in_place) for groups in per_param]
     return [mean for mean, _ in moments], [gsnr for _, gsnr in moments], sum(weights)
 
 
