@@ -199,11 +199,14 @@ def test_training_step_without_optimizer_leaves_gradients_for_the_caller():
 def test_mismatched_sites_name_every_missing_and_extra_site_with_the_closest_paths():
     model = build_model("convnet", params={"width_mult": 0.25}, in_shape=(3, 8, 8), num_classes=3)
     listed = [s.name for s in model.dropout_sites()]
-    pattern = {"variant": "bernoulli", "sites": [
-        {"site": listed[0], "rate": 0.1},
-        {"site": listed[0].replace(".", "_"), "rate": 0.1},  # a typo of the first site
-        {"site": "nowhere.at.all", "rate": 0.1},
-    ]}
+    pattern = {
+        "variant": "bernoulli",
+        "sites": [
+            {"site": listed[0], "rate": 0.1},
+            {"site": listed[0].replace(".", "_"), "rate": 0.1},  # a typo of the first site
+            {"site": "nowhere.at.all", "rate": 0.1},
+        ],
+    }
     with pytest.raises(ValueError) as err:
         apply(model, pattern)
     message = str(err.value)
