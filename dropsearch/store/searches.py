@@ -36,6 +36,16 @@ __all__ = [
     "resume_search",
 ]
 
+#: The columns of a search queued again: no error, cancel request, finish time or lease.
+_REQUEUED = {
+    "status": "queued",
+    "error": None,
+    "cancel_requested": False,
+    "finished_at": None,
+    "lease_owner": None,
+    "lease_expires_at": None,
+}
+
 #: Statuses a search can be resumed from (its completed trials and controller state are kept).
 RESUMABLE_SEARCH_STATUSES = ("failed", "cancelled")
 
@@ -268,16 +278,7 @@ def requeue_search(
         update(SearchModel)
         .where(SearchModel.id == search_id, SearchModel.owner == owner, SearchModel.status.in_(tuple(statuses)))
         .where(*conditions)
-        .values(
-            status="queued",
-            error=None,
-            cancel_requested=False,
-            finished_at=None,
-            lease_owner=None,
-            lease_expires_at=None,
-            updated_at=now,
-            **values,
-        )
+        .values(**_REQUEUED, updated_at=now, **values)
         .execution_options(synchronize_session=False)
     )
     return load_search(session=session, search_id=search_id), result.rowcount == 1

@@ -264,10 +264,9 @@ def split_train_val(
     return train_idx, val_idx
 
 
-def split_with_label_noise(
+def split_with_label_noise(  # positional: the loaders pass their own params straight through, in this order
     strata: torch.Tensor,
     labels: torch.Tensor,
-    *,
     generator: torch.Generator,
     seed: int,
     val_fraction: float,

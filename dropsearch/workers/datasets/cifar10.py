@@ -111,16 +111,7 @@ def load_cifar10(
     x, y = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
     g = torch.Generator().manual_seed(int(seed))
     train_idx, val_idx, y_train, flipped = split_with_label_noise(
-        y,
-        y,
-        generator=g,
-        seed=seed,
-        val_fraction=val_fraction,
-        n_train=n_train,
-        train_fraction=train_fraction,
-        label_noise=label_noise,
-        num_classes=10,
-        prefix="cifar10 param",
+        y, y, g, seed, val_fraction, n_train, train_fraction, label_noise, 10, "cifar10 param"
     )
     x_test, y_test = read_batch(test_file) if test_file is not None else (None, None)
     return DatasetBundle(

@@ -57,16 +57,7 @@ def load_digits_bundle(
     x, y = digits_tensors(size)
     g = torch.Generator().manual_seed(int(seed))
     train_idx, val_idx, y_train, flipped = split_with_label_noise(
-        y,
-        y,
-        generator=g,
-        seed=seed,
-        val_fraction=val_fraction,
-        n_train=n_train,
-        train_fraction=train_fraction,
-        label_noise=label_noise,
-        num_classes=10,
-        prefix="digits param",
+        y, y, g, seed, val_fraction, n_train, train_fraction, label_noise, 10, "digits param"
     )
     return DatasetBundle(
         x_train=x[train_idx],

@@ -108,16 +108,7 @@ def load_rotated_digits(
     xs, ys = torch.cat(domain_x[: len(train)]), torch.cat(domain_y[: len(train)])
     ds = torch.cat([torch.full((len(shards[i]),), i, dtype=torch.int64) for i in range(len(train))])
     train_idx, val_idx, y_train, flipped = split_with_label_noise(
-        ds * 10 + ys,
-        ys,
-        generator=g,
-        seed=seed,
-        val_fraction=val_fraction,
-        n_train=n_train,
-        train_fraction=train_fraction,
-        label_noise=label_noise,
-        num_classes=10,
-        prefix="rotated-digits param",
+        ds * 10 + ys, ys, g, seed, val_fraction, n_train, train_fraction, label_noise, 10, "rotated-digits param"
     )
     held_out = {str(a): (domain_x[len(train) + i], domain_y[len(train) + i]) for i, a in enumerate(test)}
     return DatasetBundle(
