@@ -128,8 +128,8 @@ def search_spec(trials: int, concurrent: int, epochs: int) -> Any:
             "controller": {"name": "random", "batch_size": concurrent},
             "budget": {
                 "trials": trials,
-                "epochs_per_trial": epochs,
                 "max_concurrent": concurrent,
+                "epochs_per_trial": epochs,
                 "early_stopping": "none",
             },
             "training": {"batch_size": 32},
