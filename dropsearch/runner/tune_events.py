@@ -69,6 +69,7 @@ class SearchEventsCallback(ProcessLocal, tune.Callback):
         self.validation_report: dict[str, Any] | None = None  # the validation stage's latest report
         self.keep_alive()
         self.trials: dict[str, _TrialState] = {}
+        self._ended: set[str] = set()  # Tune trial ids already finished here
         self.finished: list[TrialFinished] = []
         self.patterns: dict[int, dict[str, Any]] = {}  # trial index -> pattern, of the trials that ended
 
@@ -131,8 +132,14 @@ class SearchEventsCallback(ProcessLocal, tune.Callback):
 
     def _finish(self, trial: Any, status: str, error: str | None = None) -> None:
         state = self.trials.pop(trial.trial_id, None)
+        if state is None and status == "failed" and trial.trial_id not in self._ended:
+            # it failed before it ever started: its worker died while being placed or reused (Tune calls
+            # on_trial_error without on_trial_start); it is recorded failed, never silently dropped
+            state = _TrialState(trial.config)
+            state.attempt = max(1, int(getattr(trial, "num_failures", 1) or 1))
         if state is None:
             return
+        self._ended.add(trial.trial_id)
         if not state.announced:
             if status == "cancelled":
                 return  # never ran an epoch: nothing to record, a resumed search runs it

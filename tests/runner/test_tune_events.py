@@ -58,3 +58,20 @@ def test_without_a_stop_reason_a_leftover_trial_ends_stopped_with_its_reward() -
         assert (finished.index, finished.status, finished.reward) == (1, "stopped", 0.4)
     finally:
         events.release()
+
+
+def test_a_trial_that_fails_before_it_ever_started_is_recorded_failed_not_dropped() -> None:
+    # seen in a study: the reused actor died while the trial was placed on it; Tune spent the trial's retries on
+    # the dead actor and called on_trial_error without any on_trial_start
+    events, seen = callback(cancelling=False)
+    lost = trial("x", 16)
+    lost.num_failures, lost.local_path, lost.error_file = 3, None, None
+    events.on_trial_error(0, [lost], lost)
+    events.on_trial_error(0, [lost], lost)  # a second call records nothing more
+    try:
+        started = [e for e in seen if isinstance(e, TrialStarted)]
+        finished = [e for e in seen if isinstance(e, TrialFinished)]
+        assert [(e.index, e.attempt) for e in started] == [(16, 3)]
+        assert [(e.index, e.status, e.reward, e.error) for e in finished] == [(16, "failed", None, "trial raised")]
+    finally:
+        events.release()
