@@ -18,12 +18,13 @@ Its limits can be changed through the environment of the process that starts the
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -148,14 +149,39 @@ class TrialSettings:
 
 
 class _Watchdog:
-    """Ends this process when the trial stops making progress (see the module docstring)."""
+    """Ends this process when the trial stops making progress (see the module docstring).
+
+    Time the trial spends handing a report to Tune (:meth:`reporting`) is not training: the driver may be slow to
+    take it, and a trial that Tune stops (an ASHA rung, a cancel) is never given control back from that report.
+    So the watchdog sleeps while a report is being handed over, and a new trial in the same process (Tune reuses
+    the actor) stops the watchdog of the trial before it, which would otherwise end the process under the new
+    trial.
+    """
+
+    _current: _Watchdog | None = None
+    _lock = threading.Lock()
 
     def __init__(self, trial_dir: str | None, settings: TrialSettings) -> None:
         self.trial_dir, self.timeout_s, self.settings = trial_dir, settings.trial_timeout_s, settings
         self.started = self.last = time.monotonic()
         self.slowest: float | None = None
         self.done = threading.Event()
+        self.waiting = False
+        with _Watchdog._lock:
+            if _Watchdog._current is not None:
+                _Watchdog._current.stop()
+            _Watchdog._current = self
         threading.Thread(target=self._watch, name="dropsearch-watchdog", daemon=True).start()
+
+    @contextlib.contextmanager
+    def reporting(self) -> Iterator[None]:
+        """Around a report to Tune: not watched; the next epoch's deadline counts from its return."""
+        self.waiting = True
+        try:
+            yield
+        finally:
+            self.last = time.monotonic()
+            self.waiting = False
 
     def epoch_done(self, seconds: float) -> None:
         """Record one finished epoch that took ``seconds``."""
@@ -176,6 +202,8 @@ class _Watchdog:
 
     def _watch(self) -> None:
         while not self.done.wait(1.0):
+            if self.waiting:
+                continue
             hung_at, why = self._deadline()
             if time.monotonic() > hung_at:
                 self._end(why)
@@ -312,7 +340,8 @@ def train_trial(config: dict[str, Any], *, bundle: BundleBox, settings: TrialSet
                 epoch_s = time.perf_counter() - start
                 watchdog.epoch_done(epoch_s)
             if group:
-                _report(group)
+                with watchdog.reporting():
+                    _report(group)
             if error is not None:
                 raise error
     finally:
@@ -373,6 +402,8 @@ def _relay_ddp(child_config: Any, settings: TrialSettings, watchdog: _Watchdog) 
         watchdog.epoch_done(now - last)
         last = now
         reported += 1
-        _report([metrics])
+        with watchdog.reporting():
+            _report([metrics])
+        last = time.perf_counter()
     watchdog.stop()
     thread.join(DDP_FINISH_S)  # the trainer removes its workers and their placement group

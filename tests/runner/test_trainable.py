@@ -95,3 +95,33 @@ def test_a_stopped_watchdog_ends_nothing(tmp_path: Path):
     done = _watched(tmp_path, "watchdog.stop()\ntime.sleep(2.5)\nprint('done')", first_epoch_floor_s=1.0)
     assert done.returncode == 0 and done.stdout.strip() == "done"
     assert not (tmp_path / HUNG_FILE).exists()
+
+
+def test_time_spent_handing_a_report_to_tune_is_not_a_hang(tmp_path: Path):
+    # the driver may take long to accept a report; a trial Tune stops at a rung never returns from it
+    body = """
+        watchdog.epoch_done(0.1)
+        with watchdog.reporting():
+            time.sleep(3.0)
+        print("returned", flush=True)
+        time.sleep(0.5)
+        print("alive", flush=True)
+        time.sleep(60)
+    """
+    done = _watched(tmp_path, body, hang_factor=1.0, hang_floor_s=1.5)
+    assert done.returncode == 3 and "returned" in done.stdout and "alive" in done.stdout  # counted from the return
+    assert (tmp_path / HUNG_FILE).read_text() == "trial hung: no epoch finished in 1.5 s; its worker process was ended"
+
+
+def test_a_new_trial_in_a_reused_worker_stops_the_watchdog_of_the_trial_before_it(tmp_path: Path):
+    # the trial before was stopped by Tune while it handed over a report: its watchdog was never stopped
+    body = f"""
+        with watchdog.reporting():
+            pass
+        second = _Watchdog({str(tmp_path / "second")!r}, TrialSettings(child={{}}, first_epoch_floor_s=30.0))
+        time.sleep(2.5)
+        print("alive", watchdog.done.is_set(), flush=True)
+    """
+    done = _watched(tmp_path, body, first_epoch_floor_s=1.0)
+    assert done.returncode == 0 and done.stdout.strip() == "alive True", done.stderr
+    assert not (tmp_path / HUNG_FILE).exists()
