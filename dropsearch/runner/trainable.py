@@ -28,6 +28,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from dropsearch.runner.exit_hooks import on_exit, run_exit_hooks
+
 __all__ = [
     "BundleBox",
     "FIRST_EPOCH_FLOOR_S",
@@ -217,37 +219,8 @@ class _Watchdog:
             except OSError:
                 pass
         print(message, file=sys.stderr, flush=True)
-        _run_exit_hooks()
+        run_exit_hooks()
         os._exit(3)  # a blocked epoch cannot be interrupted from Python; Tune sees the worker die
-
-
-#: Run when the trial's process ends (``atexit``, and by the watchdog before it ends the process).
-_EXIT_HOOKS: list[Any] = []
-
-
-def _run_exit_hooks(timeout_s: float = 10.0) -> None:
-    """Run the exit hooks, each in a thread given at most ``timeout_s``; an error is printed, not raised."""
-
-    def call(hook: Any) -> None:
-        try:
-            hook()
-        except Exception as exc:
-            print(f"exit hook {getattr(hook, '__name__', hook)} failed: {exc!r}", file=sys.stderr, flush=True)
-
-    for hook in list(_EXIT_HOOKS):
-        thread = threading.Thread(target=call, args=(hook,), daemon=True)
-        thread.start()
-        thread.join(timeout_s)
-
-
-def _on_exit(hook: Any) -> None:
-    """Run ``hook`` when this process ends (once, however often it is asked)."""
-    if hook not in _EXIT_HOOKS:
-        if not _EXIT_HOOKS:
-            import atexit
-
-            atexit.register(_run_exit_hooks)
-        _EXIT_HOOKS.append(hook)
 
 
 def _attempt(trial_dir: str | None) -> int:
@@ -361,7 +334,7 @@ def _relay_ddp(child_config: Any, settings: TrialSettings, watchdog: _Watchdog) 
     from dropsearch.runner.ddp_cleanup import reap_orphans, release_own
     from dropsearch.workers.ddp import run_ddp_child
 
-    _on_exit(release_own)
+    on_exit(release_own)
     reap_orphans()
     # no CPU: the trial's placement group (which Tune makes child actors join) holds only the trial's 0.01 CPU
     reports: Queue = Queue(maxsize=1000, actor_options={"num_cpus": 0})
