@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dropsearch.runner.exit_hooks import on_exit, run_exit_hooks
+from dropsearch.runner.grouping import ASHA_GRACE_PERIOD
 
 __all__ = [
     "BundleBox",
@@ -138,7 +139,7 @@ class TrialSettings:
 
     child: dict[str, Any]
     rungs: bool = False
-    rung_grace: int = 1
+    rung_grace: int = ASHA_GRACE_PERIOD
     group_epochs: bool = True
     workers_per_trial: int = 1
     use_gpu: bool = False

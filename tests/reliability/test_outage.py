@@ -19,18 +19,9 @@ from tests.reliability._common import assert_finished_cleanly, snapshot, spec, s
 from tests.reliability._proxy import TcpProxy
 from tests.store.conftest import POSTGRES_URL
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.drill]
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.drill, pytest.mark.usefixtures("fresh_ray")]
 
 OUTAGE_S = 60.0
-
-
-@pytest.fixture(autouse=True)
-def fresh_ray():
-    import ray
-
-    ray.shutdown()
-    yield
-    ray.shutdown()
 
 
 def test_short_database_outage_fails_a_search_for_good(tmp_path: Path, caplog) -> None:
