@@ -15,7 +15,9 @@ Protocol:
   ``metric``, is *excluded* from the update: a crash says more about the infrastructure than about the pattern,
   and a made-up reward would bias the baseline. A batch with no valid reward is dropped without an update
   (``on_update`` is still called, so the caller can record the progress). A trial that completes again after a
-  restore (``resume_errored``) only counts if its batch is still open. Within a batch, the update sees the
+  restore (``resume_errored``) only counts if its batch is still open. A trial whose last report (the one marked
+  ``LAST_REPORT``, with its final epoch) arrived counts from that report: it has trained all its epochs, and an
+  error while its process ends does not take the reward back. Within a batch, the update sees the
   proposals in sample order, whatever order the trials finished in, so a run is reproducible.
 - :meth:`save` / :meth:`restore` (and :meth:`get_state` / :meth:`set_state`) hold the controller's full state and the
   open batch, so ``Tuner.restore`` continues exactly where the interrupted run stopped.
@@ -35,7 +37,7 @@ from ray.tune.search import Searcher
 from dropsearch.controller._base import BaseController, Proposal
 from dropsearch.controller._tune_searcher import StatefulSearcher
 from dropsearch.search.codec import tokens_to_pattern
-from dropsearch.search.reward import trial_reward
+from dropsearch.search.reward import LAST_REPORT, trial_reward
 from dropsearch.search.space import SearchSpace
 
 __all__ = ["ControllerSearcher"]
@@ -138,10 +140,18 @@ class ControllerSearcher(StatefulSearcher):
         }
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
-        """Remember the reported objective values (a report may carry several epochs under ``epochs``)."""
+        """Remember the reported objective values (a report may carry several epochs under ``epochs``).
+
+        A trial's last report (``LAST_REPORT``) completes it here, with the same reward rule as
+        :meth:`on_trial_complete`, while Tune is still ending the trial: when that closes the batch, Tune asks for
+        the next proposals before the trial's process is released, and reuses the process for one of them instead
+        of starting a new one.
+        """
         epochs = result.get("epochs")
         values = [e.get(self._metric) for e in epochs] if isinstance(epochs, list) else [result.get(self._metric)]
         self._values.setdefault(trial_id, []).extend(values)
+        if result.get(LAST_REPORT) is True:
+            self.on_trial_complete(trial_id, result)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         """Record the reward by the rule in the module docstring; update the controller when the batch is done."""

@@ -8,7 +8,8 @@
 - ``none``: every trial trains all its epochs.
 
 All schedulers count time in ``epoch`` (reported by every trial); the objective and mode come from the
-experiment's ``TuneConfig``.
+experiment's ``TuneConfig``. ASHA does not stop a trial at its last epoch (``stop_last_trials=False``): the trial
+ends by itself, and its last report reaches the searcher first (a rung at the last epoch may still stop it).
 """
 
 from __future__ import annotations
@@ -55,4 +56,7 @@ def make_scheduler(spec: SearchSpec) -> Any:
         grace_period=grace_epochs(spec),
         reduction_factor=ASHA_REDUCTION_FACTOR,
         brackets=3 if budget.early_stopping == "hyperband" else 1,
+        # a trial ends by itself after its last epoch; stopping it there as well would end it before the searcher
+        # sees its last report, and the next trial could not take over its process (see the trainable)
+        stop_last_trials=False,
     )

@@ -30,6 +30,7 @@ from typing import Any
 
 from dropsearch.runner.exit_hooks import on_exit, run_exit_hooks
 from dropsearch.runner.grouping import ASHA_GRACE_PERIOD
+from dropsearch.search.reward import LAST_REPORT
 
 __all__ = [
     "BundleBox",
@@ -258,12 +259,17 @@ def _node() -> str:
     return _NODE[0]
 
 
-def _report(group: list[dict[str, Any]]) -> None:
-    """One Tune report: the last epoch's metrics (what schedulers read) and every epoch of the group."""
+def _report(group: list[dict[str, Any]], *, last: bool = False) -> None:
+    """One Tune report: the last epoch's metrics (what schedulers read) and every epoch of the group.
+
+    The report of the trial's final epoch carries ``LAST_REPORT: True``, so that a searcher can count the trial as
+    done while Tune is still ending it (the controller's batch closes and its next trials can take over this
+    trial's process instead of a new one: :class:`~dropsearch.controller.searcher.ControllerSearcher`).
+    """
     from ray import tune
 
     group = [{**group[0], "node": _node()}, *group[1:]]
-    tune.report({**group[-1], "epochs": group})
+    tune.report({**group[-1], "epochs": group, **({LAST_REPORT: True} if last else {})})
 
 
 def train_trial(config: dict[str, Any], *, bundle: BundleBox, settings: TrialSettings) -> None:
@@ -315,7 +321,7 @@ def train_trial(config: dict[str, Any], *, bundle: BundleBox, settings: TrialSet
                 watchdog.epoch_done(epoch_s)
             if group:
                 with watchdog.reporting():
-                    _report(group)
+                    _report(group, last=error is None and child.epoch >= child_config.epochs)
             if error is not None:
                 raise error
     finally:
@@ -377,7 +383,7 @@ def _relay_ddp(child_config: Any, settings: TrialSettings, watchdog: _Watchdog) 
         last = now
         reported += 1
         with watchdog.reporting():
-            _report([metrics])
+            _report([metrics], last=reported >= child_config.epochs)
         last = time.perf_counter()
     watchdog.stop()
     thread.join(DDP_FINISH_S)  # the trainer removes its workers and their placement group

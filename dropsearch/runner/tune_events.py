@@ -4,7 +4,8 @@ One trial of the experiment is one trial of the search (its config's ``proposal_
 each trial the callback emits, in order: :class:`~dropsearch.runner.events.TrialStarted` (when the trial's first
 report arrives, which carries the node it runs on, or when it ends without one), one
 :class:`~dropsearch.runner.events.EpochReported` per epoch (a report may carry several short epochs), and
-:class:`~dropsearch.runner.events.TrialFinished`. A retried trial (``max_failures``) starts again with the next
+:class:`~dropsearch.runner.events.TrialFinished` (on the trial's last report, which carries its final epoch, or
+when Tune ends it earlier). A retried trial (``max_failures``) starts again with the next
 attempt number. The trial's ``reward`` is the raw objective by :func:`dropsearch.search.trial_reward`'s rule (the
 direction is the spec's ``objective.mode``).
 """
@@ -20,7 +21,7 @@ from ray import tune
 from dropsearch.runner._local import ProcessLocal
 from dropsearch.runner.events import EpochReported, SearchCallbacks, TrialFinished, TrialStarted
 from dropsearch.runner.trainable import HUNG_FILE
-from dropsearch.search.reward import objective_value
+from dropsearch.search.reward import LAST_REPORT, objective_value
 from dropsearch.search.spec import SearchSpec
 
 __all__ = ["SearchEventsCallback"]
@@ -116,12 +117,20 @@ class SearchEventsCallback(ProcessLocal, tune.Callback):
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         """A trial (or a retry of it) was handed to a worker."""
+        if trial.trial_id in self._ended:
+            return  # finished by its last report; a failure while its process ended does not re-run it here
         state = self._state(trial)
         state.attempt += 1
         state.announced, state.metrics, state.started_at = False, [], time.perf_counter()
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
-        """One report: announce the trial on its first, then one event per epoch it carries."""
+        """One report: announce the trial on its first, then one event per epoch it carries.
+
+        The trial's last report (``LAST_REPORT``: all its epochs trained) finishes it ``succeeded`` here: the
+        searcher has counted it already, and its controller update is emitted after this ``TrialFinished``.
+        """
+        if trial.trial_id in self._ended:
+            return
         state = self._state(trial)
         epochs = result.get("epochs") or [result]
         self._announce(state, str(epochs[0].get("node", "")))
@@ -129,6 +138,8 @@ class SearchEventsCallback(ProcessLocal, tune.Callback):
             clean = {k: v for k, v in metrics.items() if isinstance(v, int | float | str) and k != "node"}
             state.metrics.append(clean)
             self.callbacks.emit(EpochReported(state.index, clean))
+        if result.get(LAST_REPORT) is True:
+            self._finish(trial, "succeeded")
 
     def _finish(self, trial: Any, status: str, error: str | None = None) -> None:
         state = self.trials.pop(trial.trial_id, None)

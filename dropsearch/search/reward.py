@@ -5,9 +5,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-__all__ = ["MODES", "objective_value", "trial_reward"]
+__all__ = ["LAST_REPORT", "MODES", "objective_value", "trial_reward"]
 
 MODES = ("max", "min")
+
+#: Key that marks a trial's final report (the one with its last epoch) with ``True``: the trial has trained all its
+#: epochs, and its reward is known before its process has ended.
+LAST_REPORT = "last_report"
 
 
 def objective_value(values: Iterable[float | None], *, last_k: int = 1) -> float | None:

@@ -8,6 +8,7 @@ from dropsearch.controller import ControllerSearcher, RandomController, Reinforc
 from dropsearch.regularizers.pattern import Pattern, Site
 from dropsearch.search.builtin import build_space
 from dropsearch.search.codec import tokens_to_pattern
+from dropsearch.search.reward import LAST_REPORT
 
 torch.set_num_threads(1)
 SPACE = build_space((Site("conv", "conv", 8), Site("fc", "linear", 8)), variants=["bernoulli", "autodropout"])
@@ -149,3 +150,20 @@ def test_trials_completed_before_a_restart_are_fed_to_the_update_not_handed_out_
     assert updates == [3, 6]
     assert resumed.controller.history == straight.controller.history  # same proposals, same signed rewards
     assert [r for _, r, _ in resumed.controller.history][:3] == [-0.9, -0.4, -0.7]  # signed inside only
+
+
+def test_a_last_report_completes_its_trial_so_the_next_batch_is_ready_before_tune_ends_the_trial():
+    s = _searcher(mode="min", metric="loss")
+    for i in range(3):
+        s.suggest(f"t{i}")
+    s.on_trial_complete("t0", {"loss": 0.5})
+    s.on_trial_complete("t1", {"loss": 0.7})
+    s.on_trial_result("t2", {"loss": 0.9, "epochs": [{"loss": 0.9}]})  # not its last report: still running
+    assert s.suggest("t3") is None and s.controller.n_updates == 0
+    s.on_trial_result("t2", {"loss": 0.4, "epochs": [{"loss": 0.6}, {"loss": 0.4}], LAST_REPORT: True})
+    assert s.controller.n_updates == 1  # the batch closed on the last report, before on_trial_complete
+    assert [r for _, r, _ in s.controller.history] == [-0.5, -0.7, -0.4]
+    assert s.suggest("t3")["proposal_index"] == 3
+    # Tune then ends t2 (even with an error while its process ends): nothing is counted twice
+    s.on_trial_complete("t2", {"loss": 0.1}, error=True)
+    assert s.controller.n_updates == 1 and len(s.controller.history) == 3

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import tempfile
+import time
+from pathlib import Path
+
 import pytest
 
 from dropsearch.runner.engine import run_search
@@ -192,3 +197,29 @@ def test_ddp_child_pretrains_then_fine_tunes_within_its_epochs():
     assert [e.metrics["epoch"] for e in epochs] == [1, 2, 3]
     assert all(e.metrics["workers"] == 2 for e in epochs)
     assert rec.of("TrialFinished")[0].status == "succeeded"
+
+
+def test_the_trials_of_every_batch_run_at_the_same_time_in_the_processes_of_the_batch_before():
+    # 3 batches of 2, 2 at a time: a batch closes on its last trial's last report, while Tune still holds that
+    # trial's process, so both processes carry over. Before, Tune kept one of the two: the next batch's second
+    # trial waited for a new process (~5 s) or for the first to end, and batches ran one trial at a time.
+    rec = Recorder()
+    spans: dict[int, tuple[float, float]] = {}  # trial index -> (start, end) on the driver's clock
+
+    def finished(event):
+        now = time.monotonic()
+        spans[event.index] = (now - event.wall_s, now)
+        rec.events.append(event)
+
+    rec.on_trial_finished = finished
+    spec = _spec(controller={"batch_size": 2}, budget={"trials": 6, "epochs_per_trial": 4})
+    with tempfile.TemporaryDirectory() as storage:
+        result = run_search(spec, callbacks=rec, storage_path=storage, loggers=("json",))
+        pids = {json.loads(line)["pid"] for path in Path(storage).rglob("result.json") for line in path.open()}
+    assert result.status == "succeeded"
+    assert sorted((t.index, t.status) for t in rec.of("TrialFinished")) == [(i, "succeeded") for i in range(6)]
+    assert [u.trials_seen for u in rec.of("ControllerUpdated")] == [2, 4, 6]
+    assert len(pids) == 2  # the search's two trial processes ran all six trials
+    for first in (2, 4):
+        (start_a, end_a), (start_b, end_b) = spans[first], spans[first + 1]
+        assert max(start_a, start_b) < min(end_a, end_b), spans  # the two trials of the batch overlap

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 from pydantic import ValidationError
 
@@ -40,3 +42,22 @@ def test_a_grace_period_longer_than_the_trial_is_refused_naming_both_fields() ->
         spec(epochs_per_trial=5, grace_epochs=9)
     with pytest.raises(ValidationError, match="grace_epochs"):
         spec(grace_epochs=0)
+
+
+def _decide(scheduler, trial, epoch: int, accuracy: float) -> str:
+    return scheduler.on_trial_result(None, trial, {"epoch": epoch, "val_accuracy": accuracy})
+
+
+def test_asha_lets_a_trial_end_by_itself_at_its_last_epoch_unless_that_rung_stops_it() -> None:
+    from ray.tune.schedulers import TrialScheduler
+
+    for early_stopping in ("asha", "hyperband"):
+        scheduler = make_scheduler(spec(epochs_per_trial=6, grace_epochs=3, early_stopping=early_stopping))
+        scheduler.set_search_properties("val_accuracy", "max")
+        good, bad = SimpleNamespace(trial_id="good"), SimpleNamespace(trial_id="bad")
+        for trial in (good, bad):
+            scheduler.on_trial_add(None, trial)
+        # 6 epochs, grace 3, factor 2: rungs at 3 and 6 (one bracket) or later first rungs (HyperBand)
+        assert _decide(scheduler, good, 6, 0.9) == TrialScheduler.CONTINUE  # not stopped for reaching epoch 6
+        if early_stopping == "asha":
+            assert _decide(scheduler, bad, 6, 0.1) == TrialScheduler.STOP  # below the last rung's cutoff

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from dropsearch.runner.events import SearchCallbacks, TrialFinished, TrialStarted
+from dropsearch.runner.events import ControllerUpdated, SearchCallbacks, TrialFinished, TrialStarted
 from dropsearch.runner.tune_events import SearchEventsCallback
+from dropsearch.search.reward import LAST_REPORT
 from dropsearch.search.spec import SearchSpec
 
 SPEC = SearchSpec.model_validate(
@@ -73,5 +74,33 @@ def test_a_trial_that_fails_before_it_ever_started_is_recorded_failed_not_droppe
         finished = [e for e in seen if isinstance(e, TrialFinished)]
         assert [(e.index, e.attempt) for e in started] == [(16, 3)]
         assert [(e.index, e.status, e.reward, e.error) for e in finished] == [(16, "failed", None, "trial raised")]
+    finally:
+        events.release()
+
+
+def test_a_last_report_finishes_the_trial_before_the_controller_update_it_caused() -> None:
+    seen: list = []
+    hooks = SearchCallbacks(
+        on_trial_started=seen.append, on_trial_finished=seen.append, on_controller_updated=seen.append
+    )
+    events = SearchEventsCallback(hooks, SPEC, cancelling=lambda: False)
+    last = trial("a", 0)
+    update = ControllerUpdated(1, 1, {}, {})
+    try:
+        events.on_trial_start(0, [last], last)
+        events.on_trial_result(0, [last], last, {"epoch": 2, "val_accuracy": 0.3, "node": "n"})
+        events.post(update)  # the searcher closed its batch on the trial's last report...
+        final = {"epoch": 3, "val_accuracy": 0.6, "node": "n", LAST_REPORT: True}
+        events.on_trial_result(0, [last], last, final)  # ...which the callback sees right after it
+        assert [type(e).__name__ for e in seen] == ["TrialStarted", "TrialFinished", "ControllerUpdated"]
+        assert (seen[1].status, seen[1].reward, len(seen[1].metrics)) == ("succeeded", 0.6, 2)
+        # Tune then ends the trial (even failing it, or retrying it): nothing more is recorded for it
+        events.on_trial_complete(0, [last], last)
+        last.num_failures, last.local_path, last.error_file = 1, None, None
+        events.on_trial_error(0, [last], last)
+        events.on_trial_start(0, [last], last)
+        events.on_trial_result(0, [last], last, {"epoch": 1, "val_accuracy": 0.1, "node": "n"})
+        events.on_experiment_end([last])
+        assert len(seen) == 3 and not events.trials
     finally:
         events.release()
