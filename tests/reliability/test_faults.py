@@ -79,20 +79,28 @@ def test_a_ray_worker_killed_during_a_trial_is_replaced_and_the_trial_retried(sq
     runner.start()
     try:
 
-        def training() -> bool:
-            busy = {p: t for p, t in _child_workers().items() if ".train" in t}  # inside a trial's train()
-            snap = snapshot(sqlite_url, search_id)
-            return bool(busy) and snap.search.trials_done >= 1 and any(t.status == "running" for t in snap.trials)
+        before: list = []
 
-        wait_for(training, 240, "a worker busy training after one finished trial", poll_s=0.02)
-        before = snapshot(sqlite_url, search_id).completed
-        victim = next(p for p, t in _child_workers().items() if ".train" in t)
-        os.kill(victim, signal.SIGKILL)
+        def kill_a_training_worker() -> bool:
+            """Once a trial has finished and another runs, kill a worker inside a trial's train()."""
+            snap = snapshot(sqlite_url, search_id)
+            if snap.search.trials_done < 1 or not any(t.status == "running" for t in snap.trials):
+                return False
+            # read the titles right before the kill: on a loaded machine a store read is long enough for a
+            # worker seen busy to finish its trial
+            busy = [p for p, t in _child_workers().items() if ".train" in t]
+            if not busy:
+                return False
+            before.append(snap.completed)
+            os.kill(busy[0], signal.SIGKILL)
+            return True
+
+        wait_for(kill_a_training_worker, 240, "a worker busy training after one finished trial", poll_s=0.02)
         wait_for(lambda: snapshot(sqlite_url, search_id).search.status != "running", 300, "search finished")
     finally:
         runner.stop()
     snap = snapshot(sqlite_url, search_id)
-    assert_finished_cleanly(snap, trials, 2, before)
+    assert_finished_cleanly(snap, trials, 2, before[0])
     retried = [t for t in snap.trials if t.attempt == 2]
     assert len(retried) == 1 and len(retried[0].metrics) == 3  # the killed trial ran again, in full, once
     starts = [e.data["index"] for e in snap.events if e.kind == "trial_started"]
