@@ -19,6 +19,14 @@ def _searcher(**kwargs):
     return ControllerSearcher(RandomController(SPACE, seed=0), SPACE, **options)
 
 
+def _loss_searcher_with_its_first_batch_handed_out():
+    """A searcher minimizing ``loss`` whose first batch (trials t0, t1, t2) is running."""
+    s = _searcher(mode="min", metric="loss")
+    for i in range(3):
+        s.suggest(f"t{i}")
+    return s
+
+
 def test_batches_wait_for_completion_and_update_once():
     s = _searcher()
     configs = [s.suggest(f"t{i}") for i in range(3)]
@@ -38,9 +46,7 @@ def test_batches_wait_for_completion_and_update_once():
 
 
 def test_reward_rules_errors_early_stops_and_min_mode():
-    s = _searcher(mode="min", metric="loss")
-    for i in range(3):
-        s.suggest(f"t{i}")
+    s = _loss_searcher_with_its_first_batch_handed_out()
     s.on_trial_result("t0", {"loss": 2.0})
     s.on_trial_result("t0", {"loss": 1.5})
     s.on_trial_complete("t0", None)  # stopped early without a final result: last reported metric
@@ -153,9 +159,7 @@ def test_trials_completed_before_a_restart_are_fed_to_the_update_not_handed_out_
 
 
 def test_a_last_report_completes_its_trial_so_the_next_batch_is_ready_before_tune_ends_the_trial():
-    s = _searcher(mode="min", metric="loss")
-    for i in range(3):
-        s.suggest(f"t{i}")
+    s = _loss_searcher_with_its_first_batch_handed_out()
     s.on_trial_complete("t0", {"loss": 0.5})
     s.on_trial_complete("t1", {"loss": 0.7})
     s.on_trial_result("t2", {"loss": 0.9, "epochs": [{"loss": 0.9}]})  # not its last report: still running
