@@ -37,7 +37,7 @@ from ray.tune.search import Searcher
 from dropsearch.controller._base import BaseController, Proposal
 from dropsearch.controller._tune_searcher import StatefulSearcher
 from dropsearch.search.codec import tokens_to_pattern
-from dropsearch.search.reward import LAST_REPORT, trial_reward
+from dropsearch.search.reward import LAST_REPORT, report_values, trial_reward
 from dropsearch.search.space import SearchSpace
 
 __all__ = ["ControllerSearcher"]
@@ -147,9 +147,7 @@ class ControllerSearcher(StatefulSearcher):
         the next proposals before the trial's process is released, and reuses the process for one of them instead
         of starting a new one.
         """
-        epochs = result.get("epochs")
-        values = [e.get(self._metric) for e in epochs] if isinstance(epochs, list) else [result.get(self._metric)]
-        self._values.setdefault(trial_id, []).extend(values)
+        self._values.setdefault(trial_id, []).extend(report_values(result, self._metric))
         if result.get(LAST_REPORT) is True:
             self.on_trial_complete(trial_id, result)
 

@@ -17,7 +17,7 @@ from typing import Any
 from ray.tune.search import Searcher
 
 from dropsearch.search.codec import tokens_to_pattern
-from dropsearch.search.reward import trial_reward
+from dropsearch.search.reward import report_values, trial_reward
 from dropsearch.search.space import SearchSpace
 
 __all__ = ["TPESearcher"]
@@ -94,9 +94,7 @@ class TPESearcher(Searcher):
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         """Remember the reported objective values (a report may carry several epochs under ``epochs``)."""
-        epochs = result.get("epochs")
-        values = [e.get(self._metric) for e in epochs] if isinstance(epochs, list) else [result.get(self._metric)]
-        self._values.setdefault(trial_id, []).extend(values)
+        self._values.setdefault(trial_id, []).extend(report_values(result, self._metric))
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         """Give TPE the trial's raw objective by the same rule as the other controllers (last reported value)."""

@@ -5,13 +5,23 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-__all__ = ["LAST_REPORT", "MODES", "objective_value", "trial_reward"]
+__all__ = ["LAST_REPORT", "MODES", "objective_value", "report_values", "trial_reward"]
 
 MODES = ("max", "min")
 
 #: Key that marks a trial's final report (the one with its last epoch) with ``True``: the trial has trained all its
 #: epochs, and its reward is known before its process has ended.
 LAST_REPORT = "last_report"
+
+
+def report_values(result: dict, metric: str) -> list[float | None]:
+    """The ``metric`` of every epoch a trial's report carries, in order (``None`` where an epoch lacks it).
+
+    dropsearch's trainable groups short epochs: a report lists them under ``epochs`` (its top level is the last
+    one's metrics); any other report is one epoch.
+    """
+    epochs = result.get("epochs")
+    return [e.get(metric) for e in epochs] if isinstance(epochs, list) else [result.get(metric)]
 
 
 def objective_value(values: Iterable[float | None], *, last_k: int = 1) -> float | None:
