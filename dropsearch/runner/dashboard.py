@@ -3,8 +3,9 @@
 While a search runs, the engine keeps an actor named :func:`actor_name` (``dropsearch-search-<search id>``, in the
 Ray namespace :data:`NAMESPACE`) that takes no CPU. In the dashboard's Actors page, filter by that name (or
 by the class ``SearchLog``); the actor's log shows one line per trial event (started on which node, each reported
-epoch's objective, finished with which status and reward; epoch lines arrive in batches about once a second) and the path of the search's Ray Tune experiment. The
-trials' own worker processes appear on the same page as Tune's ``ImplicitFunc`` actors. From Python::
+epoch's objective, finished with which status and reward; epoch lines arrive in batches about once a second) and
+the path of the search's Ray Tune experiment. The trials' own worker processes appear on the same page as Tune's
+``ImplicitFunc`` actors. From Python::
 
     ray.get_actor(actor_name(search_id), namespace=NAMESPACE)
 
