@@ -18,13 +18,16 @@ step time over the mean of those two reference steps; a variant's ``ratio`` is t
 
 Adaptive rounds: each cell gets a share of ``--budget`` seconds (default 240 over the four cells: 8%, 12%, 25%,
 55%) and runs rounds until it is spent, at least ``--min-rounds`` (3) and at most ``--max-rounds`` (40): many
-rounds on the small ConvNet, a few on ResNet-18 at batch 128, where only the variants with a target are timed.
+rounds on the small ConvNet, a few on ResNet-18 at batch 128, where only the variants with a target are timed
+(``gsnr_subbatch`` is left out there).
 Before the rounds every model copy takes one untimed warm-up step, on which peak memory is measured.
 
 ``gsnr`` estimates the GSNR on the whole batch (the paper), ``gsnr_subbatch`` on its first half
 (``params.gsnr_batch``); both use the micro-batch estimator with 4 micro-batches. Y-Drop is amortized at a
 refresh every ``refresh_every = 10`` steps: the refresh is timed right after the ordinary step and the pair's
-variant time is ``step + refresh / 10`` (``step_ms`` and ``refresh_ms`` are reported). Peak memory (the warm-up
+variant time is ``step + refresh / 10`` (``step_ms`` and ``refresh_ms`` are reported); a refresh that takes more
+than a second (ResNet-18 at batch 128: ~15 s) is timed every third round only, the pairs between using the median
+refresh so far. Peak memory (the warm-up
 step; a refresh step for Y-Drop): on CUDA ``torch.cuda.max_memory_allocated`` after ``reset_peak_memory_stats``;
 on the CPU (where torch keeps no allocator statistics) the peak of live tensor storage bytes (parameters,
 gradients, optimizer state, the batch, activations, temporaries and caches built during the step) counted by
@@ -36,7 +39,7 @@ The JSON holds per cell the rounds, wall time and load average, and per variant 
 
 Usage::
 
-    python benchmarks/regularizers.py --json bench.json --markdown      # the documented table (about 5 min, CPU)
+    python benchmarks/regularizers.py --json bench.json --markdown      # the documented table (8-10 min on 2 CPU cores)
     python benchmarks/regularizers.py --device cuda --markdown          # the same table on a GPU
     python benchmarks/regularizers.py --markdown --from-json bench.json # re-render a saved result
     python benchmarks/regularizers.py --quick                           # seconds; used by CI
@@ -288,11 +291,21 @@ def _load() -> list[float] | None:
         return None
 
 
-def _round(runners: dict[str, Runner], order: Sequence[str], device: torch.device) -> dict[str, float]:
+#: A Y-Drop refresh is timed in every round while it takes less than this; after a longer one it is timed again
+#: only every :data:`REFRESH_TIMING_EVERY` rounds and the pairs in between use the median so far (on ResNet-18 at
+#: batch 128 a refresh takes ~15 s and weighs a tenth in the ratio).
+REFRESH_TIMING_MAX_S = 1.0
+REFRESH_TIMING_EVERY = 3
+
+
+def _round(
+    runners: dict[str, Runner], order: Sequence[str], device: torch.device, round_index: int = 0
+) -> dict[str, float]:
     """One interleaved round: each variant's step between two steps of its reference (``R v1 R v2 R ...``).
 
     Returns variant -> its step time over the mean of the two reference steps around it (Y-Drop: step plus a
-    tenth of a refresh, timed right after the step).
+    tenth of a refresh, timed right after the step, or the median refresh so far when this round does not time
+    one: :data:`REFRESH_TIMING_MAX_S`).
     """
     ratios: dict[str, float] = {}
     last: dict[str, float] = {}
@@ -306,9 +319,13 @@ def _round(runners: dict[str, Runner], order: Sequence[str], device: torch.devic
         t = _timed(runner.step, device)
         runner.times.append(t)
         if runner.refresh is not None:
-            tr = _timed(runner.refresh, device)
-            runner.refresh_times.append(tr)
-            t += tr / REFRESH_EVERY
+            cheap = not runner.refresh_times or runner.refresh_times[-1] < REFRESH_TIMING_MAX_S
+            if cheap or round_index % REFRESH_TIMING_EVERY == 0:
+                refresh = _timed(runner.refresh, device)
+                runner.refresh_times.append(refresh)
+            else:
+                refresh = statistics.median(runner.refresh_times)
+            t += refresh / REFRESH_EVERY
         after = _timed(ref.step, device)
         ref.times.append(after)
         last = {ref.name: after}
@@ -358,7 +375,7 @@ def bench_cell(
     rounds = 0
     while rounds < max_rounds and (rounds < min_rounds or time.perf_counter() - started < time_box_s):
         shift = rounds % len(timed)
-        for name, ratio in _round(runners, timed[shift:] + timed[:shift], device).items():
+        for name, ratio in _round(runners, timed[shift:] + timed[:shift], device, rounds).items():
             ratios[name].append(ratio)
         rounds += 1
     results: dict[str, dict[str, Any]] = {}
@@ -412,6 +429,8 @@ CELLS: tuple[tuple[str, int, float], ...] = (
     ("resnet18", 128, 0.55),
 )
 CONTEXT_VARIANTS = ("none", "bernoulli", "spatial", "dropblock")
+#: The variants timed at ResNet-18 batch 128: one per target (``gsnr_subbatch``, cheaper than ``gsnr``, is left out).
+BIG_CELL_VARIANTS = tuple(v for v in VARIANTS if target_of(v) is not None and v != "gsnr_subbatch")
 BUDGET_S = 240.0
 MIN_ROUNDS, MAX_ROUNDS = 3, 40
 
@@ -491,7 +510,7 @@ def run(
         if chosen is not None:
             names = chosen
         elif model == "resnet18" and batch >= 128 and not quick:
-            names = [v for v in VARIANTS if target_of(v) is not None]
+            names = list(BIG_CELL_VARIANTS)
         else:
             names = ["none", *VARIANTS]
         key = cell_key(model, batch)

@@ -51,3 +51,33 @@ def test_quick_benchmark_prints_ratio_spread_and_memory_for_every_variant(tmp_pa
 def test_bad_cell_is_a_cli_error_naming_it():
     proc = _run("--cells", "convnet:0")
     assert proc.returncode == 2 and "--cells" in proc.stderr and "convnet:0" in proc.stderr
+
+
+def test_a_slow_refresh_is_timed_every_few_rounds_and_the_pairs_between_use_its_median(monkeypatch):
+    import importlib.util
+
+    import torch
+
+    spec = importlib.util.spec_from_file_location("regularizers_bench", SCRIPT)
+    bench = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, bench)  # dataclasses look their module up there
+    spec.loader.exec_module(bench)
+    clock = {"now": 0.0}
+    monkeypatch.setattr(bench.time, "perf_counter", lambda: clock["now"])
+    refreshes = []
+
+    def advance(seconds):
+        def step():
+            clock["now"] += seconds
+            if seconds == 20.0:
+                refreshes.append(clock["now"])
+
+        return step
+
+    runners = {
+        "plain": bench.Runner("plain", None, advance(1.0)),
+        "ydrop": bench.Runner("ydrop", "plain", advance(1.5), refresh=advance(20.0)),
+    }
+    ratios = [bench._round(runners, ["ydrop"], torch.device("cpu"), r)["ydrop"] for r in range(7)]
+    assert len(refreshes) == 3  # rounds 0, 3 and 6: a 20 s refresh is over REFRESH_TIMING_MAX_S
+    assert ratios == [1.5 + 20.0 / bench.REFRESH_EVERY] * 7  # the rounds between use the median refresh
