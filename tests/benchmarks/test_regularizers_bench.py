@@ -78,6 +78,6 @@ def test_a_slow_refresh_is_timed_every_few_rounds_and_the_pairs_between_use_its_
         "plain": bench.Runner("plain", None, advance(1.0)),
         "ydrop": bench.Runner("ydrop", "plain", advance(1.5), refresh=advance(20.0)),
     }
-    ratios = [bench._round(runners, ["ydrop"], torch.device("cpu"), r)["ydrop"] for r in range(7)]
+    ratios = [bench.timed_round(runners, ["ydrop"], torch.device("cpu"), r)["ydrop"] for r in range(7)]
     assert len(refreshes) == 3  # rounds 0, 3 and 6: a 20 s refresh is over REFRESH_TIMING_MAX_S
     assert ratios == [1.5 + 20.0 / bench.REFRESH_EVERY] * 7  # the rounds between use the median refresh
