@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from typing import Any
 
 from dropsearch.runner.events import ControllerUpdated, EpochReported, TrialFinished, TrialStarted
@@ -79,14 +78,14 @@ FLUSH_EVERY_S = 1.0
 class _Handle:
     """The driver's side: sends lines without waiting; never lets the dashboard actor fail a search.
 
-    Epoch lines are batched (:data:`FLUSH_EVERY_S`); any other line (a trial started or finished, a controller
-    update) is sent at once, with the epoch lines before it.
+    Epoch lines are held for at most :data:`FLUSH_EVERY_S` (a timer sends what is held) and go in one call; any
+    other line (a trial started or finished, a controller update) is sent at once, after the lines held before it.
     """
 
     def __init__(self, actor: Any, objective: str) -> None:
         self.actor, self.objective = actor, objective
         self.pending: list[str] = []
-        self.oldest = 0.0
+        self.timer: threading.Timer | None = None
         self.lock = threading.Lock()
 
     def send(self, event: Any) -> None:
@@ -94,11 +93,18 @@ class _Handle:
         if text is None or self.actor is None:
             return
         with self.lock:
-            if not self.pending:
-                self.oldest = time.monotonic()
             self.pending.append(text)
-            if not isinstance(event, EpochReported) or time.monotonic() - self.oldest >= FLUSH_EVERY_S:
+            if not isinstance(event, EpochReported):
                 self._flush()
+            elif self.timer is None:
+                self.timer = threading.Timer(FLUSH_EVERY_S, self._flush_held)
+                self.timer.daemon = True
+                self.timer.start()
+
+    def _flush_held(self) -> None:
+        with self.lock:
+            self.timer = None
+            self._flush()
 
     def _flush(self) -> Any:
         texts, self.pending = self.pending, []
@@ -116,6 +122,9 @@ class _Handle:
         if self.actor is None:
             return
         with self.lock:
+            if self.timer is not None:
+                self.timer.cancel()
+                self.timer = None
             last = self._flush()
         try:
             if last is not None:  # the last lines are printed before the actor ends
