@@ -27,11 +27,11 @@ Before the rounds every model copy takes one untimed warm-up step, on which peak
 refresh every ``refresh_every = 10`` steps: the refresh is timed right after the ordinary step and the pair's
 variant time is ``step + refresh / 10`` (``step_ms`` and ``refresh_ms`` are reported); a refresh that takes more
 than a second (ResNet-18 at batch 128: ~15 s) is timed every third round only, the pairs between using the median
-refresh so far. Peak memory (the warm-up
-step; a refresh step for Y-Drop): on CUDA ``torch.cuda.max_memory_allocated`` after ``reset_peak_memory_stats``;
-on the CPU (where torch keeps no allocator statistics) the peak of live tensor storage bytes (parameters,
-gradients, optimizer state, the batch, activations, temporaries and caches built during the step) counted by
-:class:`LiveStorageTracker`, a ``TorchDispatchMode`` that sees every storage an aten op returns and when it is
+refresh so far. Peak memory (the warm-up step; a refresh step for Y-Drop): on CUDA
+``torch.cuda.max_memory_allocated`` after ``reset_peak_memory_stats``; on the CPU (where torch keeps no allocator
+statistics) the peak of live tensor storage bytes (parameters, gradients, optimizer state, the batch,
+activations, temporaries and caches built during the step) counted by ``regbench.memory.LiveStorageTracker``, a
+``TorchDispatchMode`` that sees every storage an aten op returns and when it is
 freed (kernel-internal workspaces are not seen).
 
 The JSON holds per cell the rounds, wall time and load average, and per variant ``median_ms``, ``ratio``,

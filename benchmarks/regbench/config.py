@@ -12,7 +12,6 @@ __all__ = [
     "BIG_CELL_VARIANTS",
     "BUDGET_S",
     "CELLS",
-    "CONTEXT_VARIANTS",
     "MAX_ROUNDS",
     "MIN_ROUNDS",
     "MODELS",
@@ -98,7 +97,6 @@ CELLS: tuple[tuple[str, int, float], ...] = (
     ("resnet18", 32, 0.25),
     ("resnet18", 128, 0.55),
 )
-CONTEXT_VARIANTS = ("none", "bernoulli", "spatial", "dropblock")
 #: The variants timed at ResNet-18 batch 128: one per target (``gsnr_subbatch``, cheaper than ``gsnr``, is left out).
 BIG_CELL_VARIANTS = tuple(v for v in VARIANTS if target_of(v) is not None and v != "gsnr_subbatch")
 BUDGET_S = 240.0

@@ -43,12 +43,8 @@ class SearchLog:
     def __repr__(self) -> str:
         return f"SearchLog({self.search_name})"
 
-    def line(self, text: str) -> None:
-        """Print one log line."""
-        print(text, flush=True)
-
     def lines(self, texts: list[str]) -> None:
-        """Print several log lines at once."""
+        """Print log lines (one call per batch of them)."""
         print("\n".join(texts), flush=True)
 
     def info(self) -> dict[str, str]:
